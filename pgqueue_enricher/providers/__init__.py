@@ -1,0 +1,1 @@
+"""Where a pointer's crop, description and embedding come from (Storage, Gemini, Voyage, local)."""

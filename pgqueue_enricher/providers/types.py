@@ -1,0 +1,64 @@
+"""The shapes that flow between the queue and the providers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+EMBEDDING_DIMENSIONS = 1024
+
+
+@dataclass(frozen=True)
+class EnrichmentInput:
+    pointer_id: str
+    cropped_image_bytes: bytes
+    sheet_reflection: str | None
+    page_name: str
+    discipline_name: str
+    pointer_title: str
+
+
+@dataclass(frozen=True)
+class EnrichmentOutput:
+    """The model's answer, read: markdown description, normalised cross-references, and the
+    text to embed. `metadata` carries usage, model version, finish reason, code executions
+    and latency; it goes into `enrichment_metadata` as is (JSON-serialisable values only)."""
+
+    rich_description: str
+    cross_references: list[str]
+    embedding_text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vector: list[float]
+    model: str
+    total_tokens: int = 0
+    kind: str = "voyage"
+
+
+class CropStore(Protocol):
+    async def fetch(self, png_path: str | None) -> bytes: ...
+    async def aclose(self) -> None: ...
+
+
+class Describer(Protocol):
+    """Turns a crop plus its page context into markdown (Gemini, or the local OCR provider)."""
+
+    name: str
+
+    async def describe(self, item: EnrichmentInput) -> EnrichmentOutput: ...
+    async def aclose(self) -> None: ...
+
+
+class Embedder(Protocol):
+    name: str
+
+    async def embed(self, text: str) -> Embedding: ...
+    async def aclose(self) -> None: ...
+
+
+def embedding_text(title: str, page_name: str, discipline: str, description: str) -> str:
+    """What gets embedded: title, page and discipline first so search hits carry context."""
+    return f"{title}\nPage: {page_name}\nDiscipline: {discipline}\n\n{description}".strip()
