@@ -24,7 +24,12 @@ class ConfigError(Exception):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # `GEMINI_API_KEY=` in a .env file means "not set", not "set to the empty string".
+        env_ignore_empty=True,
     )
 
     database_url: SecretStr | None = None

@@ -1,3 +1,89 @@
-"""Shared fixtures: a real Postgres (see pgqueue_enricher.database) and the fake providers."""
+"""Shared fixtures: a real Postgres with pgvector, and the fake providers.
+
+The server comes from pgqueue_enricher.database (DATABASE_URL, else a pgvector container
+when Docker answers, else embedded pgserver). Migrations run once into a template
+database; each test gets its own database cloned from it, which costs ~0.1 s instead of a
+full migration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import psycopg
+import pytest
+
+from pgqueue_enricher import database, migrations
 
 pytest_plugins = ["tests.fakes.pytest_plugin"]
+
+TEMPLATE = "pgqe_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[database.DatabaseHandle]:
+    data_dir = Path(tempfile.mkdtemp(prefix="pgqe-test-"))
+    handle = database.resolve_database(data_dir / "pgdata", keep=False)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def admin_execute(server_url: str, *statements: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: database.DatabaseHandle) -> str:
+    suffix = os.getpid()
+    name = f"{TEMPLATE}_{suffix}"
+    admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    url = database.with_database_name(pg_server.url, name)
+    migrations.upgrade(url)
+    return url
+
+
+def new_database(pg_server: database.DatabaseHandle, template: str | None) -> tuple[str, str]:
+    name = f"pgqe_t{os.getpid()}_{next(_counter)}"
+    clause = f" TEMPLATE {template}" if template else ""
+    admin_execute(pg_server.url, f"CREATE DATABASE {name}{clause}")
+    return name, database.with_database_name(pg_server.url, name)
+
+
+@pytest.fixture
+def db_url(pg_server: database.DatabaseHandle, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test alone."""
+    template = template_url.rsplit("/", 1)[1].split("?", 1)[0]
+    name, url = new_database(pg_server, template)
+    try:
+        yield url
+    finally:
+        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_db_url(pg_server: database.DatabaseHandle) -> Iterator[str]:
+    """A fresh database with nothing in it (for migration tests)."""
+    name, url = new_database(pg_server, None)
+    try:
+        yield url
+    finally:
+        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(db_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()

@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+#
+# pgqueue-enricher worker image.
+#
+#   docker build -t pgqueue-enricher .
+#   docker run --rm --env-file .env pgqueue-enricher migrate   # explicit step, once per release
+#   docker run -d  --env-file .env pgqueue-enricher            # CMD: run (the daemon)
+#
+# The package reads its SQL from <repo>/sql/*.sql and its migrations from <repo>/alembic/
+# relative to the source tree, so the tree is kept in /app and installed in editable mode.
+# Only the runtime dependencies are installed: no `dev`, `embedded` or `local` extras, so
+# ENRICHER_PROVIDER=local and `demo` (embedded Postgres) are not available in this image.
+
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# A fixed, unprivileged uid/gid so that bind-mounted crops (STORAGE_DIR) can be granted to it.
+RUN groupadd --system --gid 10001 pgqueue \
+ && useradd --system --uid 10001 --gid pgqueue --create-home --home-dir /home/pgqueue \
+        --shell /usr/sbin/nologin pgqueue
+
+WORKDIR /app
+
+# Owned by root and only readable by the runtime user: the code cannot be modified at run time.
+COPY pyproject.toml README.md alembic.ini ./
+COPY pgqueue_enricher/ ./pgqueue_enricher/
+COPY sql/ ./sql/
+COPY alembic/ ./alembic/
+
+RUN pip install --no-cache-dir -e .
+
+USER pgqueue:pgqueue
+
+# The worker exposes nothing unless METRICS_PORT is set; then this checks that the metrics
+# listener accepts connections. With METRICS_PORT unset it always reports healthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, socket; p = os.environ.get('METRICS_PORT', '').strip(); p and socket.create_connection(('127.0.0.1', int(p)), 3).close()"]
+
+# SIGTERM: stop claiming, finish in-flight work within PASS2_SHUTDOWN_GRACE (30 s by
+# default), return unfinished rows to `pending`, exit 0. Give the container longer than that
+# to stop (compose: stop_grace_period; docker stop: -t 45; Railway: drainingSeconds).
+STOPSIGNAL SIGTERM
+
+ENTRYPOINT ["pgqueue-enricher"]
+CMD ["run"]

@@ -1,0 +1,83 @@
+"""Running Alembic from code: `pgqueue-enricher migrate`, the demo and the tests.
+
+The revisions only call `apply_sql`, so the SQL in sql/ stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from alembic import command, op
+from alembic.config import Config
+from sqlalchemy import text
+
+from pgqueue_enricher.settings import ConfigError, plain_dsn
+from pgqueue_enricher.sqlfiles import migration_sql
+
+VERSION_TABLE = "pgqueue_enricher_alembic_version"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def apply_sql(relative_path: str, direction: str) -> None:
+    """Run one block of a sql/ file inside the current migration (or print it offline)."""
+    sql = migration_sql(relative_path, direction)
+    if op.get_context().as_sql:
+        # Offline (`migrate --sql`): print the block verbatim, terminated like Alembic's own output.
+        op.get_context().impl.static_output(sql.rstrip() + "\n")
+    else:
+        # Driver level, with no parameters: `%` in the SQL must reach Postgres untouched.
+        # SQLAlchemy always hands the driver a parameter container, which makes psycopg parse
+        # placeholders; the raw cursor with no parameters sends the text as it is.
+        with op.get_bind().connection.dbapi_connection.cursor() as cursor:
+            cursor.execute(sql)
+
+
+def sqlalchemy_url(database_url: str | None) -> str:
+    if database_url is None:
+        import os
+
+        database_url = os.environ.get("DATABASE_URL")
+        if not database_url:
+            raise ConfigError("DATABASE_URL is not set: point it at the Postgres database to migrate")
+    return "postgresql+psycopg://" + plain_dsn(database_url).split("://", 1)[1]
+
+
+def alembic_config(database_url: str | None = None, stdout: io.TextIOBase | None = None) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout) if stdout else Config(
+        str(REPO_ROOT / "alembic.ini")
+    )
+    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    if database_url is not None:
+        config.attributes["database_url"] = sqlalchemy_url(database_url)
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def upgrade_sql(revision: str = "head") -> str:
+    """The SQL `migrate` would run, printed without connecting anywhere."""
+    buffer = io.StringIO()
+    config = alembic_config(None, stdout=buffer)
+    config.output_buffer = buffer
+    command.upgrade(config, revision, sql=True)
+    return buffer.getvalue()
+
+
+def current_revision(database_url: str) -> str | None:
+    from sqlalchemy import create_engine, inspect, pool
+
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()  # noqa: S608
+    finally:
+        engine.dispose()

@@ -1,0 +1,213 @@
+"""Every database access of the worker and the CLI, one function per named statement.
+
+The statements live in sql/queries.sql. Functions take anything asyncpg can execute on (a
+pool or a connection); none of them prepares statements by name, so they also work through
+a transaction pooler (Supabase's port 6543) where the pool is opened with
+`statement_cache_size=0`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from pgqueue_enricher.sqlfiles import query
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+CHECKPOINT_STAGE = "described"
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Identifies one claim: a write-back succeeds only while this claim still holds the row."""
+
+    pointer_id: uuid.UUID
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ClaimedPointer:
+    id: uuid.UUID
+    title: str
+    png_path: str | None
+    attempt: int
+    description: str
+    cross_references: list[Any] | None
+    metadata: dict[str, Any] | None
+    page_found: bool
+    page_name: str | None
+    sheet_reflection: str | None
+    discipline_found: bool
+    discipline_name: str | None
+
+    def fence(self, worker_id: str) -> Fence:
+        return Fence(self.id, worker_id, self.attempt)
+
+    def checkpoint(self, prompt_version: str, provider: str) -> dict[str, Any] | None:
+        """The stored description of an earlier attempt, if it can be reused.
+
+        Reused only when written by the same provider and prompt version: after a prompt
+        change, a requeued row is described again.
+        """
+        meta = self.metadata or {}
+        if (
+            meta.get("stage") == CHECKPOINT_STAGE
+            and meta.get("prompt_version") == prompt_version
+            and meta.get("provider") == provider
+            and self.description
+        ):
+            return meta
+        return None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _vector_literal(vector: list[float]) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+
+
+async def claim(db: Executor, limit: int, worker_id: str, lease_seconds: float) -> list[ClaimedPointer]:
+    if limit <= 0:
+        return []
+    rows = await db.fetch(query("pointers_claim"), limit, worker_id, float(lease_seconds))
+    return [
+        ClaimedPointer(
+            id=row["id"],
+            title=row["title"],
+            png_path=row["png_path"],
+            attempt=row["attempt"],
+            description=row["description"] or "",
+            cross_references=json.loads(row["cross_references"]) if row["cross_references"] else None,
+            metadata=json.loads(row["metadata"]) if row["metadata"] else None,
+            page_found=row["page_found"],
+            page_name=row["page_name"],
+            sheet_reflection=row["sheet_reflection"],
+            discipline_found=row["discipline_found"],
+            discipline_name=row["discipline_name"],
+        )
+        for row in rows
+    ]
+
+
+async def checkpoint(
+    db: Executor, fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
+) -> bool:
+    row = await db.fetchval(
+        query("pointers_checkpoint"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        description,
+        _json(cross_references),
+        _json(metadata),
+    )
+    return row is not None
+
+
+async def complete(
+    db: Executor,
+    fence: Fence,
+    description: str,
+    cross_references: list[str],
+    vector: list[float],
+    metadata: dict[str, Any],
+) -> bool:
+    row = await db.fetchval(
+        query("pointers_complete"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        description,
+        _json(cross_references),
+        _vector_literal(vector),
+        _json(metadata),
+    )
+    return row is not None
+
+
+async def retry_later(
+    db: Executor, fence: Fence, max_attempts: int, error: str, delay_seconds: float, metadata: dict[str, Any]
+) -> str | None:
+    """Returns the new status ('pending' or 'failed'), or None when the claim was lost."""
+    return await db.fetchval(
+        query("pointers_retry_later"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        max_attempts,
+        error,
+        float(delay_seconds),
+        _json(metadata),
+    )
+
+
+async def fail(db: Executor, fence: Fence, error: str, metadata: dict[str, Any]) -> str | None:
+    return await db.fetchval(
+        query("pointers_fail"), fence.pointer_id, fence.worker_id, fence.attempt, error, _json(metadata)
+    )
+
+
+async def release(db: Executor, pointer_ids: list[uuid.UUID], worker_id: str) -> list[uuid.UUID]:
+    if not pointer_ids:
+        return []
+    rows = await db.fetch(query("pointers_release"), pointer_ids, worker_id)
+    return [row["id"] for row in rows]
+
+
+async def extend_leases(
+    db: Executor, pointer_ids: list[uuid.UUID], worker_id: str, lease_seconds: float
+) -> set[uuid.UUID]:
+    if not pointer_ids:
+        return set()
+    rows = await db.fetch(query("pointers_extend_leases"), pointer_ids, worker_id, float(lease_seconds))
+    return {row["id"] for row in rows}
+
+
+async def rescue_expired(db: Executor, max_attempts: int, batch: int = 500) -> list[tuple[uuid.UUID, str]]:
+    rows = await db.fetch(query("pointers_rescue_expired"), max_attempts, batch)
+    return [(row["id"], row["enrichment_status"]) for row in rows]
+
+
+async def count_unfinished(db: Executor) -> tuple[int, int]:
+    row = await db.fetchrow(query("pointers_count_unfinished"))
+    return int(row["pending"]), int(row["processing"])
+
+
+async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
+    """The shape of `status --json` (design.md, CLI)."""
+    counts = {status: 0 for status in ("pending", "processing", "complete", "failed")}
+    for row in await db.fetch(query("pointers_status_counts")):
+        counts[row["status"]] = int(row["n"])
+    queue_row = await db.fetchrow(query("pointers_status_queue"))
+    age = queue_row["oldest_pending_age_s"]
+    return {
+        "counts": counts,
+        "oldest_pending_age_s": round(float(age), 1) if age is not None else None,
+        "retrying": int(queue_row["retrying"]),
+        "failure_reasons": [
+            {"reason": row["reason"], "count": int(row["n"])}
+            for row in await db.fetch(query("pointers_status_failure_reasons"), reasons)
+        ],
+        "workers": [
+            {"worker_id": row["worker_id"], "in_flight": int(row["in_flight"])}
+            for row in await db.fetch(query("pointers_status_workers"))
+        ],
+        "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
+    }
+
+
+async def requeue_failed(
+    db: Executor,
+    project_id: uuid.UUID | None = None,
+    pointer_ids: list[uuid.UUID] | None = None,
+    error_like: str | None = None,
+) -> int:
+    return int(await db.fetchval(query("pointers_requeue_failed"), project_id, pointer_ids, error_like))

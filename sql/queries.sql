@@ -1,0 +1,202 @@
+-- Every statement the worker and the CLI run, by name (noun then verb). Loaded by
+-- pgqueue_enricher.sqlfiles; parameters are positional ($1, $2, ...) and documented per
+-- block. Nothing here is ever built by string formatting: every value is a parameter.
+
+-- name: pointers_claim
+-- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, oldest first,
+-- skipping rows locked by other claimers and rows waiting for a retry. The page context
+-- is joined after the claim (LEFT JOIN) so that a pointer whose page or discipline row
+-- is missing is still claimed, and then failed with a reason, instead of blocking.
+WITH candidates AS (
+    SELECT id
+    FROM pointers
+    WHERE enrichment_status = 'pending'
+      AND (enrichment_run_after IS NULL OR enrichment_run_after <= now())
+    ORDER BY created_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE pointers AS p
+    SET enrichment_status = 'processing',
+        enrichment_locked_by = $2,
+        enrichment_locked_until = now() + make_interval(secs => $3),
+        enrichment_attempts = p.enrichment_attempts + 1
+    FROM candidates
+    WHERE p.id = candidates.id
+    RETURNING p.id, p.page_id, p.title, p.png_path, p.enrichment_attempts,
+              p.description, p.cross_references, p.enrichment_metadata, p.created_at
+)
+SELECT claimed.id, claimed.title, claimed.png_path, claimed.enrichment_attempts AS attempt,
+       claimed.description, claimed.cross_references::text AS cross_references,
+       claimed.enrichment_metadata::text AS metadata,
+       pg.id IS NOT NULL AS page_found, pg.page_name, pg.sheet_reflection,
+       d.id IS NOT NULL AS discipline_found, d.display_name AS discipline_name
+FROM claimed
+LEFT JOIN pages AS pg ON pg.id = claimed.page_id
+LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
+ORDER BY claimed.created_at, claimed.id;
+
+-- name: pointers_checkpoint
+-- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
+-- $4 description, $5 cross_references json, $6 metadata json), so a retry after an
+-- embedding failure reuses it instead of paying for the model again. Fenced.
+UPDATE pointers
+SET description = $4,
+    cross_references = $5::text::jsonb,
+    enrichment_metadata = $6::text::jsonb
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING id;
+
+-- name: pointers_complete
+-- The write-back ($1 id, $2 worker, $3 attempt, $4 description, $5 cross_references
+-- json, $6 embedding as '[x,y,...]', $7 metadata json). Fenced by worker and attempt: a
+-- row rescued from a stalled worker and claimed again is never written twice.
+UPDATE pointers
+SET enrichment_status = 'complete',
+    description = $4,
+    cross_references = $5::text::jsonb,
+    embedding = $6::text::vector,
+    enrichment_metadata = $7::text::jsonb,
+    enrichment_error = NULL,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL,
+    enrichment_run_after = NULL,
+    updated_at = now()
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING id;
+
+-- name: pointers_retry_later
+-- A transient failure ($1 id, $2 worker, $3 attempt, $4 max attempts, $5 error,
+-- $6 delay seconds, $7 metadata patch json): back to pending after the delay, or failed
+-- once the attempts are spent. Fenced. Returns the new status.
+UPDATE pointers
+SET enrichment_status = CASE WHEN enrichment_attempts >= $4 THEN 'failed' ELSE 'pending' END,
+    enrichment_error = CASE WHEN enrichment_attempts >= $4
+        THEN $5 || ' (gave up after ' || enrichment_attempts || ' attempts)'
+        ELSE $5 END,
+    enrichment_run_after = CASE WHEN enrichment_attempts >= $4 THEN NULL
+        ELSE now() + make_interval(secs => $6) END,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $7::text::jsonb,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING enrichment_status;
+
+-- name: pointers_fail
+-- A permanent failure ($1 id, $2 worker, $3 attempt, $4 error, $5 metadata patch json).
+UPDATE pointers
+SET enrichment_status = 'failed',
+    enrichment_error = $4,
+    enrichment_run_after = NULL,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $5::text::jsonb,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING enrichment_status;
+
+-- name: pointers_release
+-- Graceful shutdown ($1 ids, $2 worker): unfinished rows go back to pending with the
+-- attempt they were claimed with given back, as if never claimed.
+UPDATE pointers
+SET enrichment_status = 'pending',
+    enrichment_attempts = greatest(enrichment_attempts - 1, 0),
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+WHERE id = ANY ($1::uuid[]) AND enrichment_status = 'processing' AND enrichment_locked_by = $2
+RETURNING id;
+
+-- name: pointers_extend_leases
+-- Heartbeat ($1 ids, $2 worker, $3 lease seconds). Returns the ids still held, so the
+-- worker learns which rows it lost (rescued by another worker after a stall).
+UPDATE pointers
+SET enrichment_locked_until = now() + make_interval(secs => $3)
+WHERE id = ANY ($1::uuid[]) AND enrichment_status = 'processing' AND enrichment_locked_by = $2
+RETURNING id;
+
+-- name: pointers_rescue_expired
+-- Any worker returns rows whose lease ran out ($1 max attempts, $2 batch size) to pending,
+-- or to failed when their attempts are spent. Rows of live workers have fresh leases and
+-- are never touched.
+WITH expired AS (
+    SELECT id
+    FROM pointers
+    WHERE enrichment_status = 'processing' AND enrichment_locked_until < now()
+    ORDER BY enrichment_locked_until
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE pointers AS p
+SET enrichment_status = CASE WHEN p.enrichment_attempts >= $1 THEN 'failed' ELSE 'pending' END,
+    enrichment_error = 'worker ' || coalesce(p.enrichment_locked_by, '?')
+        || ' stopped renewing its lease (it crashed, was killed or lost its database connection)'
+        || CASE WHEN p.enrichment_attempts >= $1
+               THEN '; gave up after ' || p.enrichment_attempts || ' attempts'
+               ELSE '; the pointer was put back in the queue' END,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+FROM expired
+WHERE p.id = expired.id
+RETURNING p.id, p.enrichment_status;
+
+-- name: pointers_count_unfinished
+-- What `run --drain` waits for: rows pending (including those waiting for a retry) or
+-- processing.
+SELECT count(*) FILTER (WHERE enrichment_status = 'pending') AS pending,
+       count(*) FILTER (WHERE enrichment_status = 'processing') AS processing
+FROM pointers
+WHERE enrichment_status IN ('pending', 'processing');
+
+-- name: pointers_status_counts
+SELECT enrichment_status AS status, count(*) AS n
+FROM pointers
+GROUP BY enrichment_status;
+
+-- name: pointers_status_queue
+SELECT extract(epoch FROM now() - min(created_at)) AS oldest_pending_age_s,
+       count(*) FILTER (WHERE enrichment_run_after > now()) AS retrying
+FROM pointers
+WHERE enrichment_status = 'pending';
+
+-- name: pointers_status_failure_reasons
+-- Top failure reasons ($1 how many).
+SELECT coalesce(enrichment_error, '(no reason recorded)') AS reason, count(*) AS n
+FROM pointers
+WHERE enrichment_status = 'failed'
+GROUP BY 1
+ORDER BY n DESC, reason
+LIMIT $1;
+
+-- name: pointers_status_workers
+-- Live workers: connected daemons (application_name 'pgqueue-enricher:<worker id>') and
+-- the rows each holds under an unexpired lease.
+WITH connected AS (
+    SELECT DISTINCT substr(application_name, length('pgqueue-enricher:') + 1) AS worker_id
+    FROM pg_stat_activity
+    WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database()
+), holding AS (
+    SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
+    FROM pointers
+    WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
+    GROUP BY enrichment_locked_by
+)
+SELECT coalesce(c.worker_id, h.worker_id) AS worker_id, coalesce(h.in_flight, 0) AS in_flight
+FROM connected AS c
+FULL JOIN holding AS h ON h.worker_id = c.worker_id
+ORDER BY 1;
+
+-- name: pointers_status_completed_last_hour
+SELECT count(*) AS n
+FROM pointers
+WHERE enrichment_status = 'complete' AND updated_at > now() - interval '1 hour'
+  AND enrichment_metadata ? 'enriched_at';
+
+-- name: pointers_requeue_failed
+-- The CLI's requeue: the SQL API function, with every filter as a parameter.
+SELECT requeue_failed_pointers(project_id => $1::uuid, pointer_ids => $2::uuid[], error_like => $3::text) AS n;
+
+-- name: experience_seed
+SELECT seed_default_experience($1::uuid) AS n;

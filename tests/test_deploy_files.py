@@ -1,0 +1,429 @@
+"""The deployment files agree with the code: commands, settings, files and stop timeouts.
+
+No Docker engine or systemd is needed: the files are parsed and cross-checked, and the
+systemd unit is run through `systemd-analyze verify` when that tool is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pgqueue_enricher.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# design.md, CLI (contract). Kept here so these tests do not depend on the CLI module.
+SUBCOMMANDS = {"migrate", "run", "status", "requeue", "demo"}
+EXECUTABLE = "pgqueue-enricher"
+
+SHUTDOWN_GRACE = float(Settings.model_fields["pass2_shutdown_grace"].default)
+ENV_NAMES = {name.upper() for name in Settings.model_fields}
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(min|m|s|sec)?")
+
+
+def seconds(value: str | int | float) -> float:
+    """'45', '45s', '1min 30s', '1m30s' -> seconds (the subset compose and systemd share)."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.replace(" ", "")
+    assert re.fullmatch(f"(?:{_DURATION.pattern})+", text), f"unparseable duration {value!r}"
+    return sum(float(n) * (60 if unit in ("m", "min") else 1) for n, unit in _DURATION.findall(text))
+
+
+def argv(command: str | list[str]) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+# --- Dockerfile --------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)  # line continuations
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def instruction_args(rest: str) -> list[str]:
+    """Exec (JSON) form or shell form arguments, with leading --flags removed."""
+    if rest.startswith("["):
+        return json.loads(rest)
+    return [word for word in shlex.split(rest) if not word.startswith("--")]
+
+
+def test_dockerfile_exists_and_uses_python_311_slim():
+    instructions = dockerfile_instructions()
+    froms = [rest for kw, rest in instructions if kw == "FROM"]
+    assert froms and froms[-1].split()[0] == "python:3.11-slim"
+
+
+def test_dockerfile_runs_as_non_root():
+    users = [rest for kw, rest in dockerfile_instructions() if kw == "USER"]
+    assert users, "the image must switch to an unprivileged USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"final USER is {users[-1]!r}"
+
+
+def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    copies = [rest for kw, rest in dockerfile_instructions() if kw in ("COPY", "ADD")]
+    assert copies
+    sources = []
+    for rest in copies:
+        assert "--from" not in rest, "multi-stage COPY is not expected here"
+        *srcs, _dest = instruction_args(rest)
+        sources.extend(srcs)
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY source {src} does not exist"
+        assert src.rstrip("/") not in ignored, f"COPY source {src} is excluded by .dockerignore"
+    # What the package needs at run time: its SQL and migrations next to the source tree.
+    copied = {s.rstrip("/") for s in sources}
+    assert {"pyproject.toml", "pgqueue_enricher", "sql", "alembic"} <= copied
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out():
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for entry in (".env", ".venv", ".git", ".demo", ".pgdata", ".pytest_cache"):
+        assert entry in ignored, f"{entry} should be in .dockerignore"
+
+
+def test_dockerfile_installs_editable_without_extras():
+    runs = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "RUN")
+    installs = re.findall(r"pip install ([^&;]*)", runs)
+    assert installs, "the project must be pip-installed"
+    for args in installs:
+        assert "-e ." in args or "--editable ." in args, args
+        assert "[" not in args, f"no extras in the image: {args}"
+
+
+def test_dockerfile_entrypoint_cmd_and_stopsignal():
+    instructions = dict(dockerfile_instructions())
+    assert json.loads(instructions["ENTRYPOINT"]) == [EXECUTABLE]
+    cmd = json.loads(instructions["CMD"])
+    assert cmd == ["run"] and cmd[0] in SUBCOMMANDS
+    assert instructions["STOPSIGNAL"] == "SIGTERM"
+    env = instructions["ENV"]
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+
+
+def _healthcheck_argv() -> list[str] | None:
+    checks = [rest for kw, rest in dockerfile_instructions() if kw == "HEALTHCHECK"]
+    if not checks:
+        return None
+    _, _, cmd = checks[-1].partition("CMD")
+    args = json.loads(cmd.strip())
+    assert args[0] == "python"
+    return [sys.executable, *args[1:]]
+
+
+def _run_healthcheck(metrics_port: str | None) -> int:
+    args = _healthcheck_argv()
+    env = {k: v for k, v in os.environ.items() if k != "METRICS_PORT"}
+    if metrics_port is not None:
+        env["METRICS_PORT"] = metrics_port
+    return subprocess.run(args, env=env, capture_output=True, timeout=30).returncode
+
+
+def test_dockerfile_healthcheck_cannot_fail_without_metrics_port():
+    if _healthcheck_argv() is None:
+        pytest.skip("the Dockerfile has no HEALTHCHECK")
+    assert _run_healthcheck(None) == 0
+    assert _run_healthcheck("") == 0
+
+
+def test_dockerfile_healthcheck_probes_metrics_port():
+    if _healthcheck_argv() is None:
+        pytest.skip("the Dockerfile has no HEALTHCHECK")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert _run_healthcheck(str(port)) == 0
+    # The listener is closed now: nothing accepts on that port any more.
+    assert _run_healthcheck(str(port)) != 0
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_has_db_migrate_worker(compose):
+    assert {"db", "migrate", "worker"} <= set(compose["services"])
+
+
+def test_compose_db_is_pgvector_with_pg_isready_healthcheck_and_volume(compose):
+    db = compose["services"]["db"]
+    assert db["image"] == "pgvector/pgvector:pg16"
+    test = db["healthcheck"]["test"]
+    assert "pg_isready" in (test if isinstance(test, str) else " ".join(test))
+    volumes = [v.split(":")[0] for v in db["volumes"]]
+    assert any(v in (compose.get("volumes") or {}) for v in volumes), "db data should live in a named volume"
+
+
+def _depends(service: dict) -> dict[str, str]:
+    deps = service.get("depends_on", {})
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def test_compose_start_order(compose):
+    services = compose["services"]
+    assert _depends(services["migrate"]) == {"db": "service_healthy"}
+    assert _depends(services["worker"]) == {
+        "db": "service_healthy",
+        "migrate": "service_completed_successfully",
+    }
+
+
+def test_compose_commands_are_real_subcommands(compose):
+    services = compose["services"]
+    assert argv(services["migrate"]["command"]) == ["migrate"]
+    assert argv(services["worker"]["command"]) == ["run"]
+    for name in ("migrate", "worker"):
+        command = argv(services[name]["command"])
+        assert command[0] in SUBCOMMANDS, f"{name}: {command}"
+
+
+def test_compose_restart_policies(compose):
+    services = compose["services"]
+    # Unquoted `no` is YAML 1.1 for False: it must be the string "no".
+    assert services["migrate"]["restart"] == "no"
+    assert services["worker"]["restart"] == "unless-stopped"
+
+
+def test_compose_builds_refer_to_existing_files(compose):
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build is None:
+            assert service.get("image"), f"{name} has neither build nor image"
+            continue
+        if isinstance(build, str):
+            build = {"context": build}
+        context = ROOT / build.get("context", ".")
+        assert context.is_dir(), f"{name}: build context {context} missing"
+        assert (context / build.get("dockerfile", "Dockerfile")).is_file(), f"{name}: Dockerfile missing"
+    assert {"migrate", "worker"} <= {n for n, s in compose["services"].items() if s.get("build")}
+
+
+def test_compose_env_files_and_database_url(compose):
+    assert (ROOT / ".env.example").is_file()
+    for name in ("migrate", "worker"):
+        service = compose["services"][name]
+        env_files = service["env_file"]
+        env_files = [env_files] if isinstance(env_files, str | dict) else env_files
+        paths = [f if isinstance(f, str) else f["path"] for f in env_files]
+        assert ".env" in paths, f"{name} should read .env"
+        env = service.get("environment", {})
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        assert "@db:" in env["DATABASE_URL"], f"{name}: DATABASE_URL should point at the db service"
+        for key in env:
+            assert key in ENV_NAMES, f"{name}: {key} is not a setting"
+
+
+def test_compose_worker_stop_grace_exceeds_shutdown_grace(compose):
+    worker = compose["services"]["worker"]
+    assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
+    assert seconds(worker["stop_grace_period"]) > SHUTDOWN_GRACE
+
+
+# --- railway.json ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def railway() -> dict:
+    return json.loads((ROOT / "railway.json").read_text())
+
+
+def test_railway_config_lives_at_repo_root_only():
+    assert (ROOT / "railway.json").is_file()
+    assert not (ROOT / "deploy" / "railway.json").exists(), "one railway.json, at the root"
+
+
+def test_railway_builds_the_dockerfile(railway):
+    build = railway["build"]
+    assert build["builder"] == "DOCKERFILE"
+    assert (ROOT / build["dockerfilePath"]).is_file()
+
+
+def test_railway_commands_are_real_subcommands(railway):
+    deploy = railway["deploy"]
+    # With a Dockerfile, Railway's start command replaces the ENTRYPOINT (exec form).
+    start = argv(deploy["startCommand"])
+    assert start == [EXECUTABLE, "run"]
+    pre = deploy["preDeployCommand"]
+    assert isinstance(pre, list) and all(isinstance(c, str) for c in pre)
+    assert [argv(c) for c in pre] == [[EXECUTABLE, "migrate"]]
+    for command in [start, *map(argv, pre)]:
+        assert command[1] in SUBCOMMANDS
+
+
+def test_railway_restart_and_draining(railway):
+    deploy = railway["deploy"]
+    assert deploy["restartPolicyType"] in ("ON_FAILURE", "ALWAYS")
+    # Railway's parser wants a JSON number here, not a string.
+    assert isinstance(deploy["drainingSeconds"], int)
+    assert deploy["drainingSeconds"] > SHUTDOWN_GRACE
+
+
+# --- systemd unit ------------------------------------------------------------------------------
+
+UNIT = ROOT / "deploy" / "pgqueue-enricher.service"
+
+
+def unit_directives() -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    section = None
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        directives.setdefault(f"{section}.{key.strip()}", []).append(value.strip())
+    return directives
+
+
+def one(directives: dict[str, list[str]], key: str) -> str:
+    values = directives.get(key)
+    assert values, f"{key} missing"
+    return values[-1]
+
+
+def test_systemd_unit_lifecycle():
+    d = unit_directives()
+    exec_start = argv(one(d, "Service.ExecStart"))
+    assert exec_start[0] == "/opt/pgqueue-enricher/.venv/bin/pgqueue-enricher"
+    assert exec_start[1:] == ["run"] and exec_start[1] in SUBCOMMANDS
+    assert "Service.ExecStartPre" not in d, "migrations are an explicit step"
+    assert one(d, "Service.Restart") == "always"
+    assert one(d, "Service.EnvironmentFile").lstrip("-") == "/etc/pgqueue-enricher/env"
+    assert one(d, "Service.KillSignal") == "SIGTERM"
+    assert one(d, "Service.KillMode") == "mixed"
+    assert one(d, "Service.User") not in ("root", "0")
+    assert one(d, "Install.WantedBy") == "multi-user.target"
+    assert "network-online.target" in one(d, "Unit.After")
+    assert "network-online.target" in one(d, "Unit.Wants")
+
+
+def test_systemd_stop_timeout_exceeds_shutdown_grace():
+    assert seconds(one(unit_directives(), "Service.TimeoutStopSec")) > SHUTDOWN_GRACE
+
+
+def test_systemd_unit_is_hardened():
+    d = unit_directives()
+    for key in (
+        "NoNewPrivileges",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateDevices",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectControlGroups",
+        "RestrictNamespaces",
+        "LockPersonality",
+        "MemoryDenyWriteExecute",
+    ):
+        assert one(d, f"Service.{key}") in ("yes", "true"), key
+    assert one(d, "Service.ProtectSystem") == "strict"
+    assert one(d, "Service.SystemCallArchitectures") == "native"
+    assert one(d, "Service.CapabilityBoundingSet") == ""
+    assert set(one(d, "Service.RestrictAddressFamilies").split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+
+
+def test_systemd_analyze_verify(tmp_path):
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    # verify insists that ExecStart's binary exists; the venv is not installed here.
+    text = re.sub(r"(?m)^ExecStart=\S+", "ExecStart=/bin/true", UNIT.read_text())
+    copy = tmp_path / UNIT.name
+    copy.write_text(text)
+    result = subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0 and "Failed to " in result.stderr and str(copy) not in result.stderr:
+        pytest.skip(f"systemd-analyze cannot run here: {result.stderr.strip()[:200]}")
+    # verify exits 0 on unknown keys and unparseable values but reports them on stderr.
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if copy.name in line]
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+# --- .env.example ------------------------------------------------------------------------------
+
+_VAR_LINE = re.compile(r"^(?:#\s?)?([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def env_example() -> list[tuple[str, str, bool, str]]:
+    """(name, value, commented, the line above) for every variable line."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        match = _VAR_LINE.match(line.strip())
+        if match:
+            above = lines[i - 1].strip() if i else ""
+            out.append((match[1], match[2].strip(), line.lstrip().startswith("#"), above))
+    return out
+
+
+def test_env_example_lists_every_setting_and_nothing_else():
+    names = [name for name, *_ in env_example()]
+    assert len(names) == len(set(names)), "a variable is listed twice"
+    assert set(names) - ENV_NAMES == set(), "unknown variables"
+    assert ENV_NAMES - set(names) == set(), "settings missing from .env.example"
+
+
+def test_env_example_comments_every_variable():
+    for name, _value, _commented, above in env_example():
+        assert above.startswith("#") and not _VAR_LINE.match(above), f"{name} needs a comment line above"
+        assert len(above.lstrip("# ").strip()) > 10, f"{name}: comment too short"
+
+
+def test_env_example_shows_the_real_defaults(monkeypatch):
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    entries = env_example()
+    shown = {name.lower(): value for name, value, _commented, _above in entries if value}
+    settings = Settings(_env_file=None, **shown)
+    for field, value in shown.items():
+        default = Settings.model_fields[field].default
+        assert getattr(settings, field) == default, f"{field.upper()}={value} but the default is {default!r}"
+    # Secrets are blank, and an uncommented blank is only allowed where "" means "unset".
+    for name, value, commented, _above in entries:
+        if name.endswith(("_KEY", "_PASSWORD", "_TOKEN")) or name == "DATABASE_URL":
+            assert value == "", f"{name} must be left blank"
+        if not value and not commented:
+            field = name.lower()
+            assert getattr(Settings(_env_file=None, **{field: ""}), field) is None, (
+                f"{name}= (empty) is not the same as unset: comment it out"
+            )
