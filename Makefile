@@ -1,0 +1,36 @@
+# Everything installs into .venv with pip; a machine needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint demo soak bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+$(VENV): $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pgqueue_enricher tests bench alembic
+	$(BIN)/ruff format --check pgqueue_enricher tests bench alembic
+
+demo: $(STAMP)
+	$(BIN)/pgqueue-enricher demo
+
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/trigger_overhead.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/local_quality.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""`pgqueue-enricher`: argument parsing and output only; the work lives in the other modules.
+
+Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error (the message names
+the variable or option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from typing import Any
+
+import asyncpg
+
+from pgqueue_enricher import queue
+from pgqueue_enricher.logs import configure_logging
+from pgqueue_enricher.redact import register_settings_secrets, scrub
+from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgqueue-enricher",
+        description="Postgres-native queue and worker that enriches Maestro pointers (Pass 2).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+
+    run = commands.add_parser("run", help="run the worker daemon")
+    run.add_argument("--concurrency", type=_positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
+    run.add_argument("--poll-interval", type=_positive_float, help="seconds between polls (PASS2_POLL_INTERVAL)")
+    run.add_argument("--worker-id", help="name shown in leases and `status` (default: host-pid-random)")
+    run.add_argument("--drain", action="store_true", help="exit 0 once nothing is pending or in flight")
+
+    status = commands.add_parser("status", help="queue counts, failures and live workers")
+    status.add_argument("--json", action="store_true", help="print only JSON on stdout")
+
+    requeue = commands.add_parser("requeue", help="move failed pointers back to pending")
+    requeue.add_argument("--project", type=_uuid, help="only pointers of this project")
+    requeue.add_argument("--pointer", type=_uuid, action="append", help="only this pointer (repeatable)")
+    requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
+    requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
+
+    demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
+    demo.add_argument("--pointers", type=_positive_int, default=12, help="how many sample pointers (default 12)")
+    demo.add_argument("--data-dir", help="where the embedded database and crops live (default .demo/)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "concurrency", None):
+        overrides["pass2_max_concurrent"] = args.concurrency
+    if getattr(args, "poll_interval", None):
+        overrides["pass2_poll_interval"] = args.poll_interval
+    settings = load_settings(**overrides)
+    register_settings_secrets(settings)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pgqueue_enricher import migrations
+
+    if args.sql:
+        sys.stdout.write(migrations.upgrade_sql())
+        return 0
+    settings = _settings(args)
+    url = settings.require_database_url()
+    before = migrations.current_revision(url)
+    migrations.upgrade(url)
+    after = migrations.current_revision(url)
+    print(f"migrated: {before or 'base'} -> {after}" if before != after else f"already at {after}: nothing to do")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.total = 0
+
+    def __call__(self, pending: int, processing: int) -> None:
+        if not self.enabled:
+            return
+        left = pending + processing
+        self.total = max(self.total, left)
+        done = self.total - left
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {processing} in flight ")
+        sys.stderr.flush()
+        if left == 0:
+            sys.stderr.write("\n")
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """First SIGTERM/SIGINT: graceful stop. Second: exit at once (leases expire and are rescued)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pgqueue_enricher.worker import run_pass2_worker
+
+    settings = _settings(args)
+    settings.require_database_url()
+    settings.check_provider_config()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await run_pass2_worker(settings, stop, worker_id=args.worker_id, drain=args.drain, on_progress=ProgressBar())
+
+    asyncio.run(main())
+    return 0
+
+
+async def _with_connection(settings: Settings, work: Any) -> Any:
+    conn = await asyncpg.connect(settings.require_database_url(), statement_cache_size=0, timeout=15)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = asyncio.run(_with_connection(settings, queue.status_report))
+    report["failure_reasons"] = [{**r, "reason": scrub(r["reason"])} for r in report["failure_reasons"]]
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    counts = report["counts"]
+    print("pointers: " + ", ".join(f"{name} {counts[name]}" for name in counts))
+    age = report["oldest_pending_age_s"]
+    print(f"oldest pending: {'-' if age is None else f'{age:.0f} s'}; waiting for a retry: {report['retrying']}")
+    print(f"completed in the last hour: {report['completed_last_hour']}")
+    print(f"live workers: {len(report['workers'])}")
+    for worker in report["workers"]:
+        print(f"  {worker['worker_id']}: {worker['in_flight']} in flight")
+    if report["failure_reasons"]:
+        print("top failure reasons:")
+        for reason in report["failure_reasons"]:
+            print(f"  {reason['count']:>6}  {reason['reason']}")
+    return 0
+
+
+def cmd_requeue(args: argparse.Namespace) -> int:
+    if not (args.project or args.pointer or args.error_like or args.all_failed):
+        print(
+            "pgqueue-enricher: requeue needs a filter (--project, --pointer, --error-like) "
+            "or --all-failed to requeue every failed pointer",
+            file=sys.stderr,
+        )
+        return 2
+    settings = _settings(args)
+
+    async def work(conn: asyncpg.Connection) -> int:
+        return await queue.requeue_failed(conn, args.project, args.pointer, args.error_like)
+
+    print(f"requeued {asyncio.run(_with_connection(settings, work))}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pgqueue_enricher.demo import run_demo
+
+    return run_demo(pointers=args.pointers, data_dir=args.data_dir)
+
+
+COMMANDS = {
+    "migrate": cmd_migrate,
+    "run": cmd_run,
+    "status": cmd_status,
+    "requeue": cmd_requeue,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"pgqueue-enricher: {scrub(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

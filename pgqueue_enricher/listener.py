@@ -1,0 +1,119 @@
+"""The doorbell listener: a dedicated connection LISTENing on pointer_enrichment.
+
+It only sets an event; the claim query decides what to do. Its health is proven by a
+round trip (a NOTIFY on a channel private to this worker must come back); when the
+connection dies or LISTEN is impossible (a transaction pooler), the worker stays correct by
+polling and this service keeps trying to reconnect with backoff, logging that it is degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from typing import Any
+
+import asyncpg
+
+from pgqueue_enricher.logs import get_logger
+
+CHANNEL = "pointer_enrichment"
+log = get_logger("pgqueue_enricher.listener")
+
+
+class DoorbellListener:
+    def __init__(
+        self,
+        dsn: str,
+        worker_id: str,
+        doorbell: asyncio.Event,
+        *,
+        health_interval: float = 15.0,
+        reply_timeout: float = 5.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.dsn = dsn
+        self.worker_id = worker_id
+        self.doorbell = doorbell
+        self.health_interval = health_interval
+        self.reply_timeout = reply_timeout
+        self.max_backoff = max_backoff
+        self.healthy = False
+        # A channel name is an identifier of at most 63 bytes: derive it from the worker id.
+        self.health_channel = "pgqe_health_" + hashlib.sha1(worker_id.encode()).hexdigest()[:16]
+        self._conn: asyncpg.Connection | None = None
+        self._reply: asyncio.Future[None] | None = None
+        self._lost = asyncio.Event()
+
+    def _on_notify(self, *_args: Any) -> None:
+        self.doorbell.set()
+
+    def _on_health(self, *_args: Any) -> None:
+        if self._reply is not None and not self._reply.done():
+            self._reply.set_result(None)
+
+    def _on_terminate(self, *_args: Any) -> None:
+        self._lost.set()
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            self.dsn,
+            statement_cache_size=0,
+            server_settings={"application_name": f"pgqueue-enricher:{self.worker_id}"},
+            timeout=10,
+        )
+        conn.add_termination_listener(self._on_terminate)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        await conn.add_listener(self.health_channel, self._on_health)
+        return conn
+
+    async def _round_trip(self, conn: asyncpg.Connection) -> None:
+        self._reply = asyncio.get_running_loop().create_future()
+        await conn.execute(f"NOTIFY {self.health_channel}")
+        await asyncio.wait_for(self._reply, self.reply_timeout)
+
+    def _set_health(self, healthy: bool, reason: str = "") -> None:
+        if healthy and not self.healthy:
+            log.info("listener_ready", channel=CHANNEL)
+        elif not healthy and self.healthy:
+            log.warning("listener_degraded", reason=reason, fallback="polling")
+        self.healthy = healthy
+
+    async def run(self) -> None:
+        backoff = 0.5
+        first_failure_logged = False
+        while True:
+            try:
+                self._lost.clear()
+                conn = self._conn = await self._connect()
+                await self._round_trip(conn)
+                self._set_health(True)
+                backoff = 0.5
+                # Work may have arrived while we were not listening.
+                self.doorbell.set()
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), self.health_interval)
+                    if self._lost.is_set():
+                        raise ConnectionError("listener connection closed")
+                    await self._round_trip(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.healthy or not first_failure_logged:
+                    log.warning("listener_degraded", reason=reason, fallback="polling", retry_in_s=backoff)
+                    first_failure_logged = True
+                self.healthy = False
+            finally:
+                await self._close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+            if not conn.is_closed():
+                conn.terminate()

@@ -1,0 +1,133 @@
+"""Counters of one worker, `/metrics` in Prometheus text format and `/healthz`.
+
+A tiny asyncio HTTP server instead of a web framework: the daemon must stay lean, and two
+GET endpoints need nothing more. `/healthz` answers 503 when the database does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass
+class Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    n: int = 0
+
+    def observe(self, seconds: float) -> None:
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.counts[index] += 1
+                break
+        else:
+            self.counts[-1] += 1
+        self.total += seconds
+        self.n += 1
+
+
+@dataclass
+class WorkerMetrics:
+    claims: int = 0
+    completions: int = 0
+    lost: int = 0
+    rescued: int = 0
+    db_errors: int = 0
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)
+    tokens: Counter[str] = field(default_factory=Counter)
+    stages: dict[str, Histogram] = field(default_factory=dict)
+    pool: Any = None
+    listener: Any = None
+
+    def record_completion(self, seconds: float, timings_ms: dict[str, int], usage: dict[str, Any]) -> None:
+        self.completions += 1
+        self.stage("total").observe(seconds)
+        for name, ms in timings_ms.items():
+            self.stage(name.removesuffix("_ms")).observe(ms / 1000)
+        for kind, count in usage.items():
+            if isinstance(count, int):
+                self.tokens[kind] += count
+
+    def record_failure(self, kind: str, *, transient: bool) -> None:
+        self.failures[("transient" if transient else "permanent", kind)] += 1
+
+    def stage(self, name: str) -> Histogram:
+        return self.stages.setdefault(name, Histogram())
+
+    def render(self, in_flight: int) -> str:
+        lines = [
+            "# TYPE pgqe_claims_total counter",
+            f"pgqe_claims_total {self.claims}",
+            "# TYPE pgqe_completions_total counter",
+            f"pgqe_completions_total {self.completions}",
+            "# TYPE pgqe_failures_total counter",
+            *(
+                f'pgqe_failures_total{{class="{cls}",kind="{kind}"}} {n}'
+                for (cls, kind), n in sorted(self.failures.items())
+            ),
+            "# TYPE pgqe_leases_lost_total counter",
+            f"pgqe_leases_lost_total {self.lost}",
+            "# TYPE pgqe_rescued_total counter",
+            f"pgqe_rescued_total {self.rescued}",
+            "# TYPE pgqe_database_errors_total counter",
+            f"pgqe_database_errors_total {self.db_errors}",
+            "# TYPE pgqe_in_flight gauge",
+            f"pgqe_in_flight {in_flight}",
+            "# TYPE pgqe_listener_healthy gauge",
+            f"pgqe_listener_healthy {int(bool(self.listener and self.listener.healthy))}",
+            "# TYPE pgqe_tokens_total counter",
+            *(f'pgqe_tokens_total{{kind="{kind}"}} {n}' for kind, n in sorted(self.tokens.items())),
+            "# TYPE pgqe_stage_seconds histogram",
+        ]
+        for name, hist in sorted(self.stages.items()):
+            cumulative = 0
+            for bound, count in zip((*LATENCY_BUCKETS, "+Inf"), hist.counts, strict=True):
+                cumulative += count
+                lines.append(f'pgqe_stage_seconds_bucket{{stage="{name}",le="{bound}"}} {cumulative}')
+            lines.append(f'pgqe_stage_seconds_sum{{stage="{name}"}} {hist.total:.6f}')
+            lines.append(f'pgqe_stage_seconds_count{{stage="{name}"}} {hist.n}')
+        return "\n".join(lines) + "\n"
+
+
+async def database_answers(pool: Any) -> bool:
+    if pool is None:
+        return False
+    try:
+        return await asyncio.wait_for(pool.fetchval("SELECT 1"), 3) == 1
+    except Exception:
+        return False
+
+
+async def serve_metrics(worker: Any, port: int, host: str = "0.0.0.0") -> asyncio.Server:  # noqa: S104
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            path = request.split()[1].decode() if len(request.split()) > 1 else "/"
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            if path == "/metrics":
+                status, body = "200 OK", worker.metrics.render(len(worker.in_flight))
+            elif path == "/healthz":
+                healthy = await database_answers(worker.pool)
+                status, body = ("200 OK", "ok\n") if healthy else ("503 Service Unavailable", "database unreachable\n")
+            else:
+                status, body = "404 Not Found", "not found\n"
+            payload = body.encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError, IndexError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    return await asyncio.start_server(handle, host, port)

@@ -1,0 +1,36 @@
+"""Builds the providers the settings ask for, once per worker, and closes them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgqueue_enricher.providers.storage import open_crop_store
+from pgqueue_enricher.providers.types import CropStore, Describer, Embedder
+from pgqueue_enricher.settings import Settings
+
+
+@dataclass
+class Providers:
+    store: CropStore
+    describer: Describer
+    embedder: Embedder
+
+    @property
+    def prompt_version(self) -> str:
+        return str(getattr(self.describer, "prompt_version", self.describer.name))
+
+    async def aclose(self) -> None:
+        for provider in (self.store, self.describer, self.embedder):
+            await provider.aclose()
+
+
+def build_providers(settings: Settings) -> Providers:
+    store = open_crop_store(settings)
+    if settings.enricher_provider == "local":
+        from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
+
+        return Providers(store, LocalDescriber(settings), LexicalEmbedder(settings))
+    from pgqueue_enricher.providers.gemini import GeminiDescriber
+    from pgqueue_enricher.providers.voyage import VoyageEmbedder
+
+    return Providers(store, GeminiDescriber(settings), VoyageEmbedder(settings))

@@ -1,0 +1,376 @@
+"""The worker loop: claim as many pointers as there are free slots, start them, wait.
+
+A notification, a poll tick or a freed slot wakes the loop; every decision is the claim
+query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
+in-flight rows, the rescue returns expired leases of crashed workers, and the listener
+keeps the doorbell connected. `run_pass2_worker` is the whole thing as a coroutine, for
+the CLI and for a host app's FastAPI lifespan alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from pgqueue_enricher import queue
+from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.listener import DoorbellListener
+from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.metrics import WorkerMetrics
+from pgqueue_enricher.pipeline import LeaseLost, enrich_pointer
+from pgqueue_enricher.providers.factory import Providers, build_providers
+from pgqueue_enricher.redact import register_settings_secrets, scrub
+from pgqueue_enricher.retry import backoff_delay
+from pgqueue_enricher.settings import Settings, load_settings
+
+T = TypeVar("T")
+log = get_logger("pgqueue_enricher.worker")
+
+# What a lost or refused database connection looks like to asyncpg.
+DB_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_id: str | None = None,
+        providers: Providers | None = None,
+        stop_event: asyncio.Event | None = None,
+        drain: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self.providers = providers
+        self.stop_event = stop_event or asyncio.Event()
+        self.drain = drain
+        self.on_progress = on_progress
+        self.metrics = WorkerMetrics()
+        self.doorbell = asyncio.Event()
+        self.slot_freed = asyncio.Event()
+        self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.lost: set[uuid.UUID] = set()
+        self.pool: asyncpg.Pool | None = None
+        self.listener: DoorbellListener | None = None
+        self.lease = settings.pass2_lease_seconds
+
+    # -- database access with reconnects ---------------------------------------------
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        backoff = 0.5
+        while True:
+            try:
+                return await asyncpg.create_pool(
+                    self.settings.require_database_url(),
+                    min_size=1,
+                    # The claim loop, the heartbeat and every in-flight write-back; with the
+                    # listener that is PASS2_MAX_CONCURRENT + 2 connections at most.
+                    max_size=self.settings.pass2_max_concurrent + 1,
+                    statement_cache_size=0,
+                    server_settings={"application_name": f"pgqueue-enricher:{self.worker_id}"},
+                    timeout=10,
+                )
+            except DB_UNAVAILABLE as exc:
+                self.metrics.db_errors += 1
+                log.warning("database_unavailable", reason=_reason(exc), retry_in_s=backoff)
+                if await self._stopped_within(backoff):
+                    raise
+                backoff = min(backoff * 2, 30.0)
+
+    async def db(self, operation: Callable[..., Awaitable[T]], *args: Any, attempts: int = 6) -> T:
+        """Run `operation(pool, *args)`, retrying over lost connections (the pool opens new ones)."""
+        assert self.pool is not None
+        backoff = 0.2
+        for attempt in range(1, attempts + 1):
+            try:
+                return await operation(self.pool, *args)
+            except DB_UNAVAILABLE as exc:
+                self.metrics.db_errors += 1
+                if attempt == attempts:
+                    raise
+                log.warning("database_retry", reason=_reason(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), seconds)
+        return self.stop_event.is_set()
+
+    # -- one pointer -------------------------------------------------------------------
+
+    async def _process(self, pointer: queue.ClaimedPointer) -> None:
+        assert self.providers is not None
+        started = time.perf_counter()
+        fence = pointer.fence(self.worker_id)
+        base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
+        try:
+            outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.db)
+        except LeaseLost:
+            self.metrics.lost += 1
+            log.warning("pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written")
+            return
+        except EnrichmentFailure as failure:
+            await self._record_failure(pointer, fence, failure, base)
+            return
+        except asyncio.CancelledError:
+            raise
+        except DB_UNAVAILABLE as exc:
+            # The write-back could not reach the database; the lease will expire and
+            # another attempt (reusing any checkpoint) will follow.
+            self.metrics.db_errors += 1
+            log.error("pointer_writeback_failed", **base, reason=_reason(exc))
+            return
+        except Exception as exc:  # one bad row must never kill the worker
+            failure = TransientFailure("internal", f"unexpected {type(exc).__name__} in the worker: {exc}")
+            log.exception("pointer_unexpected_error", **base)
+            await self._record_failure(pointer, fence, failure, base)
+            return
+        elapsed = time.perf_counter() - started
+        self.metrics.record_completion(elapsed, outcome.timings_ms, outcome.metadata.get("usage") or {})
+        log.info(
+            "pointer_complete",
+            **base,
+            seconds=round(elapsed, 3),
+            stages_ms=outcome.timings_ms,
+            tokens=outcome.metadata.get("usage"),
+            reused_description=outcome.reused_checkpoint,
+            cross_references=len(outcome.metadata.get("cross_references", []) or []),
+        )
+
+    async def _record_failure(
+        self, pointer: queue.ClaimedPointer, fence: queue.Fence, failure: EnrichmentFailure, base: dict[str, Any]
+    ) -> None:
+        patch = {"last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}}
+        try:
+            if failure.transient:
+                delay = backoff_delay(
+                    pointer.attempt,
+                    self.settings.pass2_backoff_base,
+                    self.settings.pass2_backoff_max,
+                    failure.retry_after,
+                )
+                status = await self.db(
+                    queue.retry_later, fence, self.settings.pass2_max_attempts, failure.reason, delay, patch
+                )
+            else:
+                delay = None
+                status = await self.db(queue.fail, fence, failure.reason, patch)
+        except DB_UNAVAILABLE as exc:
+            log.error("pointer_failure_not_recorded", **base, reason=_reason(exc))
+            return
+        self.metrics.record_failure(failure.kind, transient=failure.transient)
+        log.warning(
+            "pointer_failed" if status == "failed" else "pointer_retry_scheduled",
+            **base,
+            failure_class="transient" if failure.transient else "permanent",
+            kind=failure.kind,
+            reason=failure.reason,
+            retry_in_s=round(delay, 1) if delay is not None and status == "pending" else None,
+            status=status or "lease_lost",
+        )
+
+    def _start(self, pointer: queue.ClaimedPointer) -> None:
+        task = asyncio.create_task(self._process(pointer), name=f"pointer-{pointer.id}")
+        self.in_flight[pointer.id] = task
+
+        def done(_task: asyncio.Task[None], pointer_id: uuid.UUID = pointer.id) -> None:
+            self.in_flight.pop(pointer_id, None)
+            self.lost.discard(pointer_id)
+            self.slot_freed.set()
+
+        task.add_done_callback(done)
+
+    # -- side duties -------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        interval = max(self.lease / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self.in_flight)
+            if not ids:
+                continue
+            try:
+                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=2)
+            except DB_UNAVAILABLE as exc:
+                log.warning("heartbeat_failed", reason=_reason(exc))
+                continue
+            for pointer_id in set(ids) - held:
+                task = self.in_flight.get(pointer_id)
+                if task is not None and pointer_id not in self.lost:
+                    # Another worker owns it now: stop paying for a result that cannot be written.
+                    self.lost.add(pointer_id)
+                    log.warning("pointer_lease_lost", pointer_id=str(pointer_id), detail="cancelled in flight")
+                    task.cancel()
+
+    async def _rescue(self) -> None:
+        interval = min(max(self.lease / 2, 0.5), 60.0)
+        while True:
+            try:
+                rescued = await self.db(queue.rescue_expired, self.settings.pass2_max_attempts, attempts=2)
+                for pointer_id, status in rescued:
+                    self.metrics.rescued += 1
+                    log.warning("pointer_lease_expired", pointer_id=str(pointer_id), new_status=status)
+                if rescued:
+                    self.doorbell.set()
+            except DB_UNAVAILABLE as exc:
+                log.warning("rescue_failed", reason=_reason(exc))
+            await asyncio.sleep(interval)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _claim(self) -> int:
+        free = self.settings.pass2_max_concurrent - len(self.in_flight)
+        if free <= 0 or self.stop_event.is_set():
+            return 0
+        claimed = await self.db(queue.claim, free, self.worker_id, self.lease, attempts=1)
+        for pointer in claimed:
+            self.metrics.claims += 1
+            log.info("pointer_claimed", pointer_id=str(pointer.id), attempt=pointer.attempt, title=pointer.title[:120])
+            self._start(pointer)
+        return len(claimed)
+
+    async def _drained(self) -> bool:
+        pending, processing = await self.db(queue.count_unfinished)
+        if self.on_progress is not None:
+            self.on_progress(pending, processing)
+        return pending == 0 and processing == 0 and not self.in_flight
+
+    async def _wait_for_wake_up(self) -> None:
+        waiters = [
+            asyncio.ensure_future(self.doorbell.wait()),
+            asyncio.ensure_future(self.slot_freed.wait()),
+            asyncio.ensure_future(self.stop_event.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=self.settings.pass2_poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self.doorbell.clear()
+        self.slot_freed.clear()
+
+    async def _loop(self) -> None:
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                claimed = await self._claim()
+                if self.drain and not claimed and await self._drained():
+                    log.info("drained", completed=self.metrics.completions)
+                    return
+                backoff = 0.5
+            except DB_UNAVAILABLE as exc:
+                self.metrics.db_errors += 1
+                log.warning("claim_failed", reason=_reason(exc), retry_in_s=backoff)
+                if await self._stopped_within(backoff):
+                    return
+                backoff = min(backoff * 2, 30.0)
+                continue
+            # A claim fills every free slot or empties the queue: either way, wait for a
+            # notification, a freed slot, the poll timer or the stop signal.
+            await self._wait_for_wake_up()
+
+    async def _shutdown(self) -> None:
+        """Let in-flight work finish within the grace period, then give the rest back."""
+        if self.in_flight:
+            log.info("shutdown_waiting", in_flight=len(self.in_flight), grace_s=self.settings.pass2_shutdown_grace)
+            await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.pass2_shutdown_grace)
+        unfinished = list(self.in_flight)
+        for task in list(self.in_flight.values()):
+            task.cancel()
+        await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+        if unfinished and self.pool is not None:
+            try:
+                released = await self.db(queue.release, unfinished, self.worker_id, attempts=3)
+                log.info("shutdown_released", released=len(released), attempt_given_back=True)
+            except DB_UNAVAILABLE as exc:
+                log.error("shutdown_release_failed", reason=_reason(exc), detail="leases will expire and be rescued")
+
+    async def run(self) -> None:
+        register_settings_secrets(self.settings)
+        log.info("worker_starting", worker_id=self.worker_id, drain=self.drain, **self.settings.safe_summary())
+        owns_providers = self.providers is None
+        if self.providers is None:
+            self.providers = build_providers(self.settings)
+        side_tasks: list[asyncio.Task[None]] = []
+        try:
+            self.pool = await self._open_pool()
+            self.metrics.pool = self.pool
+            self.listener = DoorbellListener(self.settings.listen_url(), self.worker_id, self.doorbell)
+            self.metrics.listener = self.listener
+            side_tasks = [
+                asyncio.create_task(self.listener.run(), name="listener"),
+                asyncio.create_task(self._heartbeat(), name="heartbeat"),
+                asyncio.create_task(self._rescue(), name="rescue"),
+            ]
+            await self._loop()
+        except DB_UNAVAILABLE:
+            if not self.stop_event.is_set():
+                raise
+        finally:
+            await self._shutdown()
+            for task in side_tasks:
+                task.cancel()
+            await asyncio.gather(*side_tasks, return_exceptions=True)
+            if self.pool is not None:
+                await self.pool.close()
+            if owns_providers and self.providers is not None:
+                await self.providers.aclose()
+            log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
+
+
+def _reason(exc: BaseException) -> str:
+    return scrub(f"{type(exc).__name__}: {exc}")[:300]
+
+
+async def run_pass2_worker(
+    settings: Settings | None = None,
+    stop_event: asyncio.Event | None = None,
+    **options: Any,
+) -> Worker:
+    """Run the Pass 2 worker until `stop_event` is set (or, with drain=True, until the queue is empty).
+
+    For a host app: start it as a task in the FastAPI lifespan and set the event on shutdown.
+    """
+    settings = settings or load_settings()
+    settings.check_provider_config()
+    worker = Worker(settings, stop_event=stop_event, **options)
+    from pgqueue_enricher.metrics import serve_metrics
+
+    server = await serve_metrics(worker, settings.metrics_port) if settings.metrics_port else None
+    try:
+        await worker.run()
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+    return worker
+
+
+__all__ = ["PermanentFailure", "TransientFailure", "Worker", "run_pass2_worker"]
