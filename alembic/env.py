@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import context
 from sqlalchemy import create_engine, pool
 
+from alembic import context
 from pgqueue_enricher.migrations import VERSION_TABLE, sqlalchemy_url
 from pgqueue_enricher.models import Base
 

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the worker daemon")
     run.add_argument("--concurrency", type=_positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
-    run.add_argument("--poll-interval", type=_positive_float, help="seconds between polls (PASS2_POLL_INTERVAL)")
+    run.add_argument(
+        "--poll-interval", type=_positive_float, help="seconds between polls (PASS2_POLL_INTERVAL)"
+    )
     run.add_argument("--worker-id", help="name shown in leases and `status` (default: host-pid-random)")
     run.add_argument("--drain", action="store_true", help="exit 0 once nothing is pending or in flight")
 
@@ -76,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
-    demo.add_argument("--pointers", type=_positive_int, default=12, help="how many sample pointers (default 12)")
+    demo.add_argument(
+        "--pointers", type=_positive_int, default=12, help="how many sample pointers (default 12)"
+    )
     demo.add_argument("--data-dir", help="where the embedded database and crops live (default .demo/)")
     return parser
 
@@ -104,7 +108,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     before = migrations.current_revision(url)
     migrations.upgrade(url)
     after = migrations.current_revision(url)
-    print(f"migrated: {before or 'base'} -> {after}" if before != after else f"already at {after}: nothing to do")
+    print(
+        f"migrated: {before or 'base'} -> {after}"
+        if before != after
+        else f"already at {after}: nothing to do"
+    )
     return 0
 
 
@@ -123,7 +131,9 @@ class ProgressBar:
         done = self.total - left
         width = 30
         filled = int(width * done / self.total) if self.total else width
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {processing} in flight ")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {processing} in flight "
+        )
         sys.stderr.flush()
         if left == 0:
             sys.stderr.write("\n")
@@ -152,7 +162,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_pass2_worker(settings, stop, worker_id=args.worker_id, drain=args.drain, on_progress=ProgressBar())
+        await run_pass2_worker(
+            settings, stop, worker_id=args.worker_id, drain=args.drain, on_progress=ProgressBar()
+        )
 
     asyncio.run(main())
     return 0
@@ -176,7 +188,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     counts = report["counts"]
     print("pointers: " + ", ".join(f"{name} {counts[name]}" for name in counts))
     age = report["oldest_pending_age_s"]
-    print(f"oldest pending: {'-' if age is None else f'{age:.0f} s'}; waiting for a retry: {report['retrying']}")
+    print(
+        f"oldest pending: {'-' if age is None else f'{age:.0f} s'}; waiting for a retry: {report['retrying']}"
+    )
     print(f"completed in the last hour: {report['completed_last_hour']}")
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:

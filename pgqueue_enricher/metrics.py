@@ -115,13 +115,16 @@ async def serve_metrics(worker: Any, port: int, host: str = "0.0.0.0") -> asynci
                 status, body = "200 OK", worker.metrics.render(len(worker.in_flight))
             elif path == "/healthz":
                 healthy = await database_answers(worker.pool)
-                status, body = ("200 OK", "ok\n") if healthy else ("503 Service Unavailable", "database unreachable\n")
+                status, body = (
+                    ("200 OK", "ok\n") if healthy else ("503 Service Unavailable", "database unreachable\n")
+                )
             else:
                 status, body = "404 Not Found", "not found\n"
             payload = body.encode()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
         except (TimeoutError, ConnectionError, IndexError):

@@ -44,8 +44,10 @@ def sqlalchemy_url(database_url: str | None) -> str:
 
 
 def alembic_config(database_url: str | None = None, stdout: io.TextIOBase | None = None) -> Config:
-    config = Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout) if stdout else Config(
-        str(REPO_ROOT / "alembic.ini")
+    config = (
+        Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout)
+        if stdout
+        else Config(str(REPO_ROOT / "alembic.ini"))
     )
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
     if database_url is not None:

@@ -66,7 +66,9 @@ async def enrich_pointer(
         description = pointer.description
         references = [str(r) for r in pointer.cross_references or []]
         metadata = dict(stored)
-        text = embedding_text(pointer.title, pointer.page_name or "", pointer.discipline_name or "", description)
+        text = embedding_text(
+            pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
+        )
     else:
         start = time.perf_counter()
         crop = await providers.store.fetch(pointer.png_path)
@@ -83,7 +85,11 @@ async def enrich_pointer(
             )
         )
         timings["describe_ms"] = _ms(start)
-        description, references, text = output.rich_description, output.cross_references, output.embedding_text
+        description, references, text = (
+            output.rich_description,
+            output.cross_references,
+            output.embedding_text,
+        )
         metadata = {
             **output.metadata,
             "provider": providers.describer.name,

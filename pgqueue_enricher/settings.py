@@ -123,7 +123,8 @@ class Settings(BaseSettings):
             "database": redact_url(self.database_url.get_secret_value()) if self.database_url else None,
             "provider": self.enricher_provider,
             "model": self.pass2_model if self.enricher_provider == "gemini" else "local",
-            "storage": self.storage_dir or (self.supabase_url and f"{self.supabase_url} [{self.storage_bucket}]"),
+            "storage": self.storage_dir
+            or (self.supabase_url and f"{self.supabase_url} [{self.storage_bucket}]"),
             "max_concurrent": self.pass2_max_concurrent,
             "poll_interval": self.pass2_poll_interval,
             "max_attempts": self.pass2_max_attempts,

@@ -134,7 +134,9 @@ class Worker:
             outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.db)
         except LeaseLost:
             self.metrics.lost += 1
-            log.warning("pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written")
+            log.warning(
+                "pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written"
+            )
             return
         except EnrichmentFailure as failure:
             await self._record_failure(pointer, fence, failure, base)
@@ -165,9 +167,15 @@ class Worker:
         )
 
     async def _record_failure(
-        self, pointer: queue.ClaimedPointer, fence: queue.Fence, failure: EnrichmentFailure, base: dict[str, Any]
+        self,
+        pointer: queue.ClaimedPointer,
+        fence: queue.Fence,
+        failure: EnrichmentFailure,
+        base: dict[str, Any],
     ) -> None:
-        patch = {"last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}}
+        patch = {
+            "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
+        }
         try:
             if failure.transient:
                 delay = backoff_delay(
@@ -226,7 +234,9 @@ class Worker:
                 if task is not None and pointer_id not in self.lost:
                     # Another worker owns it now: stop paying for a result that cannot be written.
                     self.lost.add(pointer_id)
-                    log.warning("pointer_lease_lost", pointer_id=str(pointer_id), detail="cancelled in flight")
+                    log.warning(
+                        "pointer_lease_lost", pointer_id=str(pointer_id), detail="cancelled in flight"
+                    )
                     task.cancel()
 
     async def _rescue(self) -> None:
@@ -252,7 +262,12 @@ class Worker:
         claimed = await self.db(queue.claim, free, self.worker_id, self.lease, attempts=1)
         for pointer in claimed:
             self.metrics.claims += 1
-            log.info("pointer_claimed", pointer_id=str(pointer.id), attempt=pointer.attempt, title=pointer.title[:120])
+            log.info(
+                "pointer_claimed",
+                pointer_id=str(pointer.id),
+                attempt=pointer.attempt,
+                title=pointer.title[:120],
+            )
             self._start(pointer)
         return len(claimed)
 
@@ -269,7 +284,9 @@ class Worker:
             asyncio.ensure_future(self.stop_event.wait()),
         ]
         try:
-            await asyncio.wait(waiters, timeout=self.settings.pass2_poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self.settings.pass2_poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -299,7 +316,9 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let in-flight work finish within the grace period, then give the rest back."""
         if self.in_flight:
-            log.info("shutdown_waiting", in_flight=len(self.in_flight), grace_s=self.settings.pass2_shutdown_grace)
+            log.info(
+                "shutdown_waiting", in_flight=len(self.in_flight), grace_s=self.settings.pass2_shutdown_grace
+            )
             await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.pass2_shutdown_grace)
         unfinished = list(self.in_flight)
         for task in list(self.in_flight.values()):
@@ -310,11 +329,15 @@ class Worker:
                 released = await self.db(queue.release, unfinished, self.worker_id, attempts=3)
                 log.info("shutdown_released", released=len(released), attempt_given_back=True)
             except DB_UNAVAILABLE as exc:
-                log.error("shutdown_release_failed", reason=_reason(exc), detail="leases will expire and be rescued")
+                log.error(
+                    "shutdown_release_failed", reason=_reason(exc), detail="leases will expire and be rescued"
+                )
 
     async def run(self) -> None:
         register_settings_secrets(self.settings)
-        log.info("worker_starting", worker_id=self.worker_id, drain=self.drain, **self.settings.safe_summary())
+        log.info(
+            "worker_starting", worker_id=self.worker_id, drain=self.drain, **self.settings.safe_summary()
+        )
         owns_providers = self.providers is None
         if self.providers is None:
             self.providers = build_providers(self.settings)

@@ -43,8 +43,11 @@ def test_pointers_gain_the_v3_and_queue_columns_with_their_types_and_defaults(db
         assert cols[name][:2] == ("text", "YES")
     for name in ("enrichment_locked_until", "enrichment_run_after"):
         assert cols[name][:2] == ("timestamp with time zone", "YES")
-    assert fetch(db_url, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                 "WHERE attrelid = 'pointers'::regclass AND attname = 'embedding'") == [("vector(1024)",)]
+    assert fetch(
+        db_url,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = 'pointers'::regclass AND attname = 'embedding'",
+    ) == [("vector(1024)",)]
     idx = indexes(db_url, "pointers")
     assert "(enrichment_status)" in idx["idx_pointers_enrichment_status"]
     assert "WHERE ((enrichment_status)::text = 'pending'::text)" in idx["idx_pointers_enrichment_claim"]
@@ -67,10 +70,15 @@ def test_experience_files_table_matches_the_contract(db_url: str) -> None:
     assert cols["updated_by_session"][:2] == ("uuid", "YES")
     for name in ("created_at", "updated_at"):
         assert cols[name][:3] == ("timestamp with time zone", "NO", "now()")
-    assert "UNIQUE INDEX experience_files_project_id_path_key" in " ".join(indexes(db_url, "experience_files").values())
+    assert "UNIQUE INDEX experience_files_project_id_path_key" in " ".join(
+        indexes(db_url, "experience_files").values()
+    )
     assert "(project_id)" in indexes(db_url, "experience_files")["idx_experience_files_project_id"]
-    fk = fetch(db_url, "SELECT confdeltype, confrelid::regclass::text FROM pg_constraint "
-               "WHERE conrelid = 'experience_files'::regclass AND contype = 'f'")
+    fk = fetch(
+        db_url,
+        "SELECT confdeltype, confrelid::regclass::text FROM pg_constraint "
+        "WHERE conrelid = 'experience_files'::regclass AND contype = 'f'",
+    )
     assert fk == [("c", "projects")]
 
 
@@ -87,17 +95,25 @@ def test_sessions_table_matches_the_contract(db_url: str) -> None:
     for name in ("last_active_at", "created_at", "updated_at"):
         assert cols[name][:3] == ("timestamp with time zone", "NO", "now()")
     with psycopg.connect(db_url, autocommit=True) as conn:
-        project = conn.execute("INSERT INTO projects (user_id, name) VALUES ('u', 'p') RETURNING id").fetchone()[0]
+        project = conn.execute(
+            "INSERT INTO projects (user_id, name) VALUES ('u', 'p') RETURNING id"
+        ).fetchone()[0]
         state = conn.execute(
             "INSERT INTO sessions (project_id, user_id, session_type) VALUES (%s, 'u', 'workspace') "
-            "RETURNING workspace_state", (project,)).fetchone()[0]
+            "RETURNING workspace_state",
+            (project,),
+        ).fetchone()[0]
         assert state == {"displayed_pages": [], "highlighted_pointers": [], "pinned_pages": []}
         with pytest.raises(psycopg.errors.CheckViolation):
-            conn.execute("INSERT INTO sessions (project_id, user_id, session_type) VALUES (%s, 'u', 'sms')",
-                         (project,))
+            conn.execute(
+                "INSERT INTO sessions (project_id, user_id, session_type) VALUES (%s, 'u', 'sms')", (project,)
+            )
         with pytest.raises(psycopg.errors.CheckViolation):
-            conn.execute("INSERT INTO sessions (project_id, user_id, session_type, status) "
-                         "VALUES (%s, 'u', 'telegram', 'gone')", (project,))
+            conn.execute(
+                "INSERT INTO sessions (project_id, user_id, session_type, status) "
+                "VALUES (%s, 'u', 'telegram', 'gone')",
+                (project,),
+            )
     idx = indexes(db_url, "sessions")
     assert "(project_id)" in idx["idx_sessions_project_id"]
     assert "(user_id)" in idx["idx_sessions_user_id"]
@@ -108,8 +124,10 @@ def test_backfill_marks_described_and_embedded_rows_complete_and_the_rest_pendin
     migrations.upgrade(empty_db_url, "0001")
     vector = "[" + ",".join(["0.1"] * 1024) + "]"
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO pointers (title, description, embedding) VALUES ('done', 'text', %s::vector)",
-                     (vector,))
+        conn.execute(
+            "INSERT INTO pointers (title, description, embedding) VALUES ('done', 'text', %s::vector)",
+            (vector,),
+        )
         conn.execute("INSERT INTO pointers (title, description) VALUES ('no embedding', 'text')")
         conn.execute("INSERT INTO pointers (title) VALUES ('fresh')")
     migrations.upgrade(empty_db_url)
@@ -121,9 +139,13 @@ def test_a_live_database_with_some_v3_objects_migrates_and_keeps_its_statuses(em
     migrations.upgrade(empty_db_url, "0001")
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         # The host app got there first: its own column, values and experience_files table.
-        conn.execute("ALTER TABLE pointers ADD COLUMN enrichment_status varchar(20) NOT NULL DEFAULT 'pending'")
+        conn.execute(
+            "ALTER TABLE pointers ADD COLUMN enrichment_status varchar(20) NOT NULL DEFAULT 'pending'"
+        )
         conn.execute("ALTER TABLE pointers ADD COLUMN cross_references jsonb")
-        conn.execute("INSERT INTO pointers (title, description, enrichment_status) VALUES ('host', 'x', 'failed')")
+        conn.execute(
+            "INSERT INTO pointers (title, description, enrichment_status) VALUES ('host', 'x', 'failed')"
+        )
         conn.execute(
             "CREATE TABLE experience_files (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), "
             "project_id uuid NOT NULL REFERENCES projects(id) ON DELETE CASCADE, path text NOT NULL, "
@@ -143,14 +165,19 @@ def test_a_live_database_with_some_v3_objects_migrates_and_keeps_its_statuses(em
 
 
 def schema_snapshot(url: str) -> list[tuple]:
-    return fetch(
-        url,
-        """SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
+    return (
+        fetch(
+            url,
+            """SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
            WHERE n.nspname = 'public' ORDER BY 1, 3""",
-    ) + fetch(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1") + fetch(
-        url, "SELECT proname, md5(prosrc) FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1"
+        )
+        + fetch(url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1")
+        + fetch(
+            url,
+            "SELECT proname, md5(prosrc) FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1",
+        )
     )
 
 

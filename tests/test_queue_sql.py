@@ -49,7 +49,9 @@ class Doorbell:
 
 async def test_new_project_gets_exactly_five_experience_files_once(conn: asyncpg.Connection) -> None:
     project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('u', 'p') RETURNING id")
-    files = dict(await conn.fetch("SELECT path, content FROM experience_files WHERE project_id = $1", project))
+    files = dict(
+        await conn.fetch("SELECT path, content FROM experience_files WHERE project_id = $1", project)
+    )
     assert set(files) == {"routing_rules.md", "corrections.md", "preferences.md", "schedule.md", "gaps.md"}
     assert all(content.startswith("# ") for content in files.values())
     for section in ("Default Routes", "Extended Knowledge", "Learned Patterns"):
@@ -58,7 +60,9 @@ async def test_new_project_gets_exactly_five_experience_files_once(conn: asyncpg
     assert await conn.fetchval("SELECT count(*) FROM experience_files WHERE project_id = $1", project) == 5
 
 
-async def test_seeding_leaves_an_edited_file_alone_and_restores_a_deleted_one(conn: asyncpg.Connection) -> None:
+async def test_seeding_leaves_an_edited_file_alone_and_restores_a_deleted_one(
+    conn: asyncpg.Connection,
+) -> None:
     project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('u', 'p') RETURNING id")
     await conn.execute("UPDATE experience_files SET content = '# Mine' WHERE path = 'gaps.md'")
     await conn.execute("DELETE FROM experience_files WHERE path = 'schedule.md'")
@@ -80,14 +84,18 @@ def test_python_seed_wrapper_works_with_a_sqlalchemy_session(db_url: str) -> Non
 
     engine = create_engine(sqlalchemy_url(db_url), poolclass=pool.NullPool)
     with Session(engine) as session:
-        project = session.execute(text("INSERT INTO projects (user_id, name) VALUES ('u','p') RETURNING id")).scalar()
+        project = session.execute(
+            text("INSERT INTO projects (user_id, name) VALUES ('u','p') RETURNING id")
+        ).scalar()
         session.execute(text("DELETE FROM experience_files"))
         assert seed_default_experience(project, session) == 5
         assert seed_default_experience(project, session) == 0
     engine.dispose()
 
 
-async def test_one_insert_of_500_pointers_rings_the_doorbell_once(db_url: str, conn: asyncpg.Connection) -> None:
+async def test_one_insert_of_500_pointers_rings_the_doorbell_once(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
     _, page = await make_page(conn)
     listener = await asyncpg.connect(db_url)
     try:
@@ -98,13 +106,17 @@ async def test_one_insert_of_500_pointers_rings_the_doorbell_once(db_url: str, c
             assert await bell.settled(conn) == 1, "inserting complete rows must not ring"
             await conn.execute("UPDATE pointers SET description = 'x' WHERE enrichment_status = 'complete'")
             assert await bell.settled(conn) == 1, "updates that move nothing to pending must not ring"
-            await conn.execute("UPDATE pointers SET enrichment_status = 'pending' WHERE enrichment_status = 'complete'")
+            await conn.execute(
+                "UPDATE pointers SET enrichment_status = 'pending' WHERE enrichment_status = 'complete'"
+            )
             assert await bell.settled(conn) == 2
     finally:
         await listener.close()
 
 
-async def test_requeue_filters_by_project_ids_and_error_and_rings(db_url: str, conn: asyncpg.Connection) -> None:
+async def test_requeue_filters_by_project_ids_and_error_and_rings(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
     project_a, page_a = await make_page(conn)
     _, page_b = await make_page(conn)
     a = await insert_pointers(conn, page_a, 4, status="failed")
@@ -113,12 +125,18 @@ async def test_requeue_filters_by_project_ids_and_error_and_rings(db_url: str, c
         "UPDATE pointers SET enrichment_error = 'Gemini rate limit (429)', enrichment_attempts = 5 WHERE id = ANY($1)",
         a[:2] + b[:1],
     )
-    await conn.execute("UPDATE pointers SET enrichment_error = 'crop not found' WHERE enrichment_error IS NULL")
+    await conn.execute(
+        "UPDATE pointers SET enrichment_error = 'crop not found' WHERE enrichment_error IS NULL"
+    )
     listener = await asyncpg.connect(db_url)
     try:
         async with Doorbell(listener) as bell:
-            assert await conn.fetchval(
-                "SELECT requeue_failed_pointers(project_id => $1, error_like => '%429%')", project_a) == 2
+            assert (
+                await conn.fetchval(
+                    "SELECT requeue_failed_pointers(project_id => $1, error_like => '%429%')", project_a
+                )
+                == 2
+            )
             assert await bell.settled(conn) == 1
             assert await conn.fetchval("SELECT requeue_failed_pointers(pointer_ids => $1)", [b[1], a[0]]) == 1
             assert await conn.fetchval("SELECT requeue_failed_pointers(error_like => 'nothing%')") == 0
@@ -126,16 +144,23 @@ async def test_requeue_filters_by_project_ids_and_error_and_rings(db_url: str, c
     finally:
         await listener.close()
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", a[0])
-    assert (row["enrichment_status"], row["enrichment_attempts"], row["enrichment_error"]) == ("pending", 0, None)
+    assert (row["enrichment_status"], row["enrichment_attempts"], row["enrichment_error"]) == (
+        "pending",
+        0,
+        None,
+    )
     assert await queue.requeue_failed(conn) == 3
     assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'failed'") == 0
 
 
-async def test_eight_concurrent_claimers_never_claim_a_row_twice(db_url: str, conn: asyncpg.Connection) -> None:
+async def test_eight_concurrent_claimers_never_claim_a_row_twice(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 1000)
     pool = await asyncpg.create_pool(db_url, min_size=8, max_size=8)
     try:
+
         async def claimer(n: int) -> list[uuid.UUID]:
             got: list[uuid.UUID] = []
             while batch := await queue.claim(pool, 7, f"w{n}", 60):
@@ -153,7 +178,9 @@ async def test_eight_concurrent_claimers_never_claim_a_row_twice(db_url: str, co
 async def test_claim_takes_oldest_first_and_skips_rows_waiting_for_a_retry(conn: asyncpg.Connection) -> None:
     _, page = await make_page(conn)
     ids = await insert_pointers(conn, page, 4)
-    await conn.execute("UPDATE pointers SET enrichment_run_after = now() + interval '1 hour' WHERE id = $1", ids[0])
+    await conn.execute(
+        "UPDATE pointers SET enrichment_run_after = now() + interval '1 hour' WHERE id = $1", ids[0]
+    )
     claimed = await queue.claim(conn, 2, "w", 60)
     assert [p.id for p in claimed] == ids[1:3]
     assert all(p.attempt == 1 and p.page_found and p.discipline_name == "Architectural" for p in claimed)
@@ -171,23 +198,38 @@ async def test_a_completion_by_a_worker_that_lost_its_lease_changes_nothing(conn
     assert not await queue.fail(conn, stale.fence("stalled"), "late", {})
     assert await queue.extend_leases(conn, [stale.id], "stalled", 60) == set()
     row = await conn.fetchrow("SELECT * FROM pointers")
-    assert (row["enrichment_status"], row["enrichment_locked_by"], row["description"]) == ("processing", "healthy", "")
-    assert await queue.complete(conn, fresh.fence("healthy"), "done", ["S-101"], [0.5] * 1024, {"stage": "complete"})
+    assert (row["enrichment_status"], row["enrichment_locked_by"], row["description"]) == (
+        "processing",
+        "healthy",
+        "",
+    )
+    assert await queue.complete(
+        conn, fresh.fence("healthy"), "done", ["S-101"], [0.5] * 1024, {"stage": "complete"}
+    )
     assert await conn.fetchval("SELECT enrichment_status FROM pointers") == "complete"
 
 
-async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases(conn: asyncpg.Connection) -> None:
+async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases(
+    conn: asyncpg.Connection,
+) -> None:
     _, page = await make_page(conn)
     ids = await insert_pointers(conn, page, 3)
     await queue.claim(conn, 3, "w", 60)
     await conn.execute(
         "UPDATE pointers SET enrichment_locked_until = now() - interval '1 s', enrichment_attempts = 5 WHERE id = $1",
-        ids[0])
-    await conn.execute("UPDATE pointers SET enrichment_locked_until = now() - interval '1 s' WHERE id = $1", ids[1])
-    assert sorted(await queue.rescue_expired(conn, max_attempts=5)) == sorted([(ids[0], "failed"), (ids[1], "pending")])
+        ids[0],
+    )
+    await conn.execute(
+        "UPDATE pointers SET enrichment_locked_until = now() - interval '1 s' WHERE id = $1", ids[1]
+    )
+    assert sorted(await queue.rescue_expired(conn, max_attempts=5)) == sorted(
+        [(ids[0], "failed"), (ids[1], "pending")]
+    )
     statuses = dict(await conn.fetch("SELECT id, enrichment_status FROM pointers"))
     assert statuses[ids[2]] == "processing"
-    assert "stopped renewing its lease" in await conn.fetchval("SELECT enrichment_error FROM pointers WHERE id = $1", ids[0])
+    assert "stopped renewing its lease" in await conn.fetchval(
+        "SELECT enrichment_error FROM pointers WHERE id = $1", ids[0]
+    )
 
 
 async def test_release_gives_the_attempt_back(conn: asyncpg.Connection) -> None:
@@ -195,7 +237,9 @@ async def test_release_gives_the_attempt_back(conn: asyncpg.Connection) -> None:
     await insert_pointers(conn, page, 1)
     [claimed] = await queue.claim(conn, 1, "w", 60)
     assert await queue.release(conn, [claimed.id], "w") == [claimed.id]
-    row = await conn.fetchrow("SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers")
+    row = await conn.fetchrow(
+        "SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers"
+    )
     assert tuple(row) == ("pending", 0, None)
 
 
@@ -205,7 +249,9 @@ async def test_claim_plan_uses_the_partial_index_on_a_mostly_complete_table(conn
     await conn.execute("ALTER TABLE pointers DISABLE TRIGGER pointers_doorbell_insert")
     await conn.execute(
         "INSERT INTO pointers (page_id, title, enrichment_status) "
-        "SELECT $1, 'done ' || g, 'complete' FROM generate_series(1, 1000000) g", page)
+        "SELECT $1, 'done ' || g, 'complete' FROM generate_series(1, 1000000) g",
+        page,
+    )
     await conn.execute("ALTER TABLE pointers ENABLE TRIGGER pointers_doorbell_insert")
     await insert_pointers(conn, page, 1000)
     await conn.execute("ANALYZE pointers")

@@ -17,4 +17,3 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     apply_sql("migrations/0002_v3_foundation.sql", "downgrade")
-

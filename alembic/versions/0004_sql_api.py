@@ -21,4 +21,3 @@ def downgrade() -> None:
     apply_sql("requeue.sql", "downgrade")
     apply_sql("experience.sql", "downgrade")
     apply_sql("doorbell.sql", "downgrade")
-

@@ -1,0 +1,196 @@
+"""Describing a crop with Gemini (vision + code execution), one call per attempt.
+
+The queue owns retries: the SDK's own retries are off, so a 429 comes back here at once
+and becomes a TransientFailure carrying the server's requested delay, which the queue
+turns into `enrichment_run_after`. The httpx transport is forced (the SDK prefers aiohttp
+when it is importable), so timeouts and connection errors have one set of exception types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import httpx
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.providers.answer import read_answer
+from pgqueue_enricher.providers.imaging import sniff_image
+from pgqueue_enricher.providers.prompt import SYSTEM_INSTRUCTION, build_contents
+from pgqueue_enricher.providers.storage import parse_retry_after
+from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.redact import register_settings_secrets
+from pgqueue_enricher.settings import ConfigError, Settings
+
+# Added to the HTTP timeout for the whole-call deadline: httpx's timeout applies to each
+# read, so a server that trickles bytes could otherwise hold a slot for ever.
+_DEADLINE_SLACK = 5.0
+_DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*s\s*$")
+_MESSAGE_CHARS = 240
+
+
+def parse_duration(value: object) -> float | None:
+    """A protobuf Duration as JSON: "30s", "1.5s", or {"seconds": 30, "nanos": 0}."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        return float(match["value"]) if match else None
+    if isinstance(value, dict):
+        try:
+            return float(value.get("seconds", 0) or 0) + float(value.get("nanos", 0) or 0) / 1e9
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _error_details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
+    body = exc.details
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    details = body.get("details") if isinstance(body, dict) else None
+    return [item for item in details or [] if isinstance(item, dict)]
+
+
+def retry_delay(exc: genai_errors.APIError) -> float | None:
+    """The server's requested wait: RetryInfo.retryDelay, else a Retry-After header."""
+    for detail in _error_details(exc):
+        if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = parse_duration(detail.get("retryDelay"))
+            if delay is not None:
+                return delay
+    headers = getattr(exc.response, "headers", None)
+    if headers is not None:
+        try:
+            return parse_retry_after(headers.get("retry-after"))
+        except Exception:  # noqa: BLE001 - a header object of an unexpected type
+            return None
+    return None
+
+
+def _is_key_error(exc: genai_errors.APIError) -> bool:
+    for detail in _error_details(exc):
+        if detail.get("reason") in ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED"):
+            return True
+    return "api key" in (exc.message or "").lower()
+
+
+def classify_api_error(exc: genai_errors.APIError, model: str) -> EnrichmentFailure:
+    code = exc.code or 0
+    status = exc.status or ""
+    label = f"{code} {status}".strip()
+    message = " ".join(str(exc.message or "").split())[:_MESSAGE_CHARS] or "no message"
+    if code in (408, 429) or code >= 500:
+        delay = retry_delay(exc)
+        wait = f"; retry after {delay:g}s" if delay is not None else ""
+        if code == 429:
+            return TransientFailure(
+                "rate_limited", f"Gemini rate limit or quota reached ({label}): {message}{wait}", retry_after=delay
+            )
+        return TransientFailure(
+            "gemini_unavailable", f"Gemini is unavailable ({label}): {message}{wait}", retry_after=delay
+        )
+    if code in (401, 403) or (code == 400 and _is_key_error(exc)):
+        return PermanentFailure(
+            "auth",
+            f"Gemini refused the API key ({label}): check GEMINI_API_KEY and that the Gemini API "
+            f"is enabled for its project ({message})",
+        )
+    if code == 404:
+        return PermanentFailure(
+            "config", f"Gemini does not know the model {model!r} ({label}): check PASS2_MODEL ({message})"
+        )
+    return PermanentFailure("bad_request", f"Gemini rejected the request ({label}): {message}")
+
+
+class GeminiDescriber:
+    """One shared client for every pointer; `describe` is safe to call concurrently."""
+
+    name = "gemini"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.gemini_api_key is None:
+            raise ConfigError("GEMINI_API_KEY is not set (or set ENRICHER_PROVIDER=local)")
+        register_settings_secrets(settings)
+        self._model = settings.pass2_model
+        self._timeout = settings.pass2_gemini_timeout
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.pass2_gemini_timeout),
+            limits=httpx.Limits(max_connections=max(10, 2 * settings.pass2_max_concurrent)),
+        )
+        self._client = genai.Client(
+            api_key=settings.gemini_api_key.get_secret_value(),
+            http_options=types.HttpOptions(
+                base_url=settings.gemini_base_url or None,
+                timeout=int(settings.pass2_gemini_timeout * 1000),
+                httpx_async_client=self._http,
+            ),
+        )
+        config: dict[str, Any] = {
+            "system_instruction": SYSTEM_INSTRUCTION,
+            "tools": [types.Tool(code_execution=types.ToolCodeExecution())],
+            "thinking_config": types.ThinkingConfig(
+                thinking_level=types.ThinkingLevel(settings.pass2_thinking_level.upper())
+            ),
+            "media_resolution": types.MediaResolution.MEDIA_RESOLUTION_HIGH,
+        }
+        if settings.pass2_temperature is not None:
+            config["temperature"] = settings.pass2_temperature
+        self._config = types.GenerateContentConfig(**config)
+
+    async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
+        mime = sniff_image(item.cropped_image_bytes)
+        started = time.monotonic()
+        response = await self._generate(item, mime)
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        output = read_answer(response, item)
+        output.metadata["gemini_ms"] = elapsed_ms
+        output.metadata.setdefault("model", self._model)
+        return output
+
+    async def _generate(self, item: EnrichmentInput, mime: str) -> types.GenerateContentResponse:
+        try:
+            async with asyncio.timeout(self._timeout + _DEADLINE_SLACK):
+                return await self._client.aio.models.generate_content(
+                    model=self._model, contents=build_contents(item, mime), config=self._config
+                )
+        except genai_errors.APIError as exc:
+            raise classify_api_error(exc, self._model) from None
+        except (TimeoutError, httpx.TimeoutException):
+            raise TransientFailure(
+                "timeout", f"Gemini did not answer within {self._timeout:g}s (PASS2_GEMINI_TIMEOUT)"
+            ) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise TransientFailure(
+                "connection", f"could not reach Gemini ({type(exc).__name__}: {_short(exc)})"
+            ) from None
+        except ValueError as exc:  # a 200 whose body is not a GenerateContentResponse
+            raise TransientFailure(
+                "bad_response", f"Gemini sent a response that could not be read ({type(exc).__name__})"
+            ) from None
+        except Exception as exc:
+            if _is_aiohttp_connection_error(exc):
+                raise TransientFailure(
+                    "connection", f"could not reach Gemini ({type(exc).__name__}: {_short(exc)})"
+                ) from None
+            raise
+
+    async def aclose(self) -> None:
+        await self._client.aio.aclose()
+        await self._http.aclose()
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:_MESSAGE_CHARS] or "no detail"
+
+
+def _is_aiohttp_connection_error(exc: BaseException) -> bool:
+    """aiohttp is only used if someone changes the transport; its errors stay transient anyway."""
+    try:
+        import aiohttp
+    except ImportError:
+        return False
+    return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
