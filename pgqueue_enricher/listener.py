@@ -39,6 +39,8 @@ class DoorbellListener:
         self.reply_timeout = reply_timeout
         self.max_backoff = max_backoff
         self.healthy = False
+        self.ready = asyncio.Event()  # set while LISTEN is proven to work
+        self.connects = 0
         # A channel name is an identifier of at most 63 bytes: derive it from the worker id.
         self.health_channel = "pgqe_health_" + hashlib.sha1(worker_id.encode()).hexdigest()[:16]
         self._conn: asyncpg.Connection | None = None
@@ -72,13 +74,6 @@ class DoorbellListener:
         await conn.execute(f"NOTIFY {self.health_channel}")
         await asyncio.wait_for(self._reply, self.reply_timeout)
 
-    def _set_health(self, healthy: bool, reason: str = "") -> None:
-        if healthy and not self.healthy:
-            log.info("listener_ready", channel=CHANNEL)
-        elif not healthy and self.healthy:
-            log.warning("listener_degraded", reason=reason, fallback="polling")
-        self.healthy = healthy
-
     async def run(self) -> None:
         backoff = 0.5
         first_failure_logged = False
@@ -87,7 +82,10 @@ class DoorbellListener:
                 self._lost.clear()
                 conn = self._conn = await self._connect()
                 await self._round_trip(conn)
-                self._set_health(True)
+                self.connects += 1
+                self.healthy = True
+                self.ready.set()
+                log.info("listener_ready", channel=CHANNEL, connects=self.connects)
                 backoff = 0.5
                 # Work may have arrived while we were not listening.
                 self.doorbell.set()
@@ -105,6 +103,7 @@ class DoorbellListener:
                     log.warning("listener_degraded", reason=reason, fallback="polling", retry_in_s=backoff)
                     first_failure_logged = True
                 self.healthy = False
+                self.ready.clear()
             finally:
                 await self._close()
             await asyncio.sleep(backoff)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from alembic import command, op
 from alembic.config import Config
 from sqlalchemy import text
 
+from alembic import command, op
 from pgqueue_enricher.settings import ConfigError, plain_dsn
 from pgqueue_enricher.sqlfiles import migration_sql
 

@@ -76,7 +76,8 @@ class Worker:
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
-        self.listener: DoorbellListener | None = None
+        self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
+        self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
 
     # -- database access with reconnects ---------------------------------------------
@@ -345,8 +346,6 @@ class Worker:
         try:
             self.pool = await self._open_pool()
             self.metrics.pool = self.pool
-            self.listener = DoorbellListener(self.settings.listen_url(), self.worker_id, self.doorbell)
-            self.metrics.listener = self.listener
             side_tasks = [
                 asyncio.create_task(self.listener.run(), name="listener"),
                 asyncio.create_task(self._heartbeat(), name="heartbeat"),

@@ -15,7 +15,7 @@ from typing import Any
 from google.genai import types
 
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
-from pgqueue_enricher.providers.prompt import PROMPT_VERSION, SECTION_HEADINGS
+from pgqueue_enricher.providers.prompt import PROMPT_VERSION
 from pgqueue_enricher.providers.references import find_references, normalise_references
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput, embedding_text
 

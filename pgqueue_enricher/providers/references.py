@@ -27,20 +27,22 @@ _SHEET_RE = re.compile(rf"(?<![A-Za-z0-9.\-])(?P<sheet>{_SHEET})(?![A-Za-z0-9]|[
 _STANDARD_BEFORE = re.compile(rf"\b{_STANDARDS}[\s-]*$")
 _SHEET_FULL_RE = re.compile(rf"{_SHEET}")
 
-_DETAIL_RE = re.compile(
+_KEYWORD_DETAIL_RE = re.compile(
     rf"""
     (?<![A-Za-z0-9])
-    (?:
-        (?P<keyword>(?i:DETAILS?|DET\.?|DTL\.?|SEE|REF\.?|SECTION|SECT\.?|SEC\.?))\s*
-        (?P<kid>[A-Z]?\d{{1,3}}[A-Z]?|[A-Z])
-      |
-        (?P<bid>\d{{1,3}}|[A-Z]\d{{1,2}})
-    )
+    (?P<keyword>DETAILS?|DET\.?|DTL\.?|SEE|REF\.?|SECTION|SECT\.?|SEC\.?)\s*
+    (?P<id>[A-Z]?\d{{1,3}}[A-Z]?|[A-Z])
     \s*/\s*
     (?P<sheet>{_CALLOUT_SHEET})
     (?![A-Za-z0-9]|[.\-]\d)
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.IGNORECASE,
+)
+# Without a keyword only the callout-bubble form "4/A3.01" counts, in capitals, so that
+# fractions ("5/8") and prose ("and/or") stay out.
+_BARE_DETAIL_RE = re.compile(
+    rf"(?<![A-Za-z0-9/.\-])(?P<id>\d{{1,3}}|[A-Z]\d{{1,2}})\s*/\s*(?P<sheet>{_CALLOUT_SHEET})"
+    r"(?![A-Za-z0-9]|[.\-]\d)"
 )
 
 _CSI_RE = re.compile(
@@ -67,8 +69,8 @@ def _is_r_value(sheet: str) -> bool:
 
 
 def _detail_label(match: re.Match[str]) -> str:
-    keyword = (match["keyword"] or "").upper()
-    number = (match["kid"] or match["bid"]).upper()
+    keyword = (match.groupdict().get("keyword") or "").upper()
+    number = match["id"].upper()
     sheet = match["sheet"].upper()
     label = "Section" if keyword.startswith("SEC") else "Detail"
     return f"{label} {number}/{sheet}"
@@ -85,12 +87,14 @@ def find_references(text: str) -> list[str]:
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
 
-    for match in _DETAIL_RE.finditer(text):
-        found.append((match.start(), _detail_label(match)))
-        taken.append(match.span())
-
     def overlaps(span: tuple[int, int]) -> bool:
         return any(start < span[1] and span[0] < end for start, end in taken)
+
+    for pattern in (_KEYWORD_DETAIL_RE, _BARE_DETAIL_RE):
+        for match in pattern.finditer(text):
+            if not overlaps(match.span()):
+                found.append((match.start(), _detail_label(match)))
+                taken.append(match.span())
 
     for match in _SHEET_RE.finditer(text):
         if overlaps(match.span()) or _is_r_value(match["sheet"]):

@@ -1,0 +1,126 @@
+"""Running the real worker in tests: in-process (asyncio task) or as `pgqueue-enricher run`
+processes, against a test database and the fake providers, plus a way to await row changes
+as events instead of sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.worker import Worker
+
+WATCH_CHANNEL = "test_pointer_changed"
+
+
+def worker_settings(base: Settings, db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": SecretStr(db_url),
+        "pass2_poll_interval": 30.0,
+        "pass2_backoff_base": 0.05,
+        "pass2_backoff_max": 0.2,
+        "pass2_lease_seconds": 30.0,
+        "pass2_shutdown_grace": 5.0,
+        "log_format": "console",
+    }
+    values.update(overrides)
+    return base.model_copy(update=values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a `pgqueue-enricher` process needs to behave like `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PASS2_", "GEMINI_", "VOYAGE_", "SUPABASE_"))}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            env.pop(name.upper(), None)
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = str(value)
+    return env
+
+
+class RowWatcher:
+    """Awaitable changes of pointers.enrichment_status, delivered by a trigger + NOTIFY that
+    the test installs in its own database."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.changes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def install(self) -> RowWatcher:
+        await self.conn.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION test_watch_pointer() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.enrichment_status IS DISTINCT FROM OLD.enrichment_status THEN
+                    PERFORM pg_notify('{WATCH_CHANNEL}', NEW.id || ' ' || NEW.enrichment_status);
+                END IF;
+                RETURN NULL;
+            END $$;
+            DROP TRIGGER IF EXISTS test_watch_pointer ON pointers;
+            CREATE TRIGGER test_watch_pointer AFTER UPDATE ON pointers
+                FOR EACH ROW EXECUTE FUNCTION test_watch_pointer();
+            """
+        )
+        await self.conn.add_listener(WATCH_CHANNEL, self._on_change)
+        return self
+
+    def _on_change(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        pointer_id, status = payload.split(" ", 1)
+        self.changes.put_nowait((pointer_id, status))
+
+    async def until_final(self, count: int, timeout: float = 30.0) -> dict[str, str]:
+        """Wait until `count` distinct pointers reached complete or failed; returns their statuses."""
+        final: dict[str, str] = {}
+
+        async def collect() -> None:
+            while len(final) < count:
+                pointer_id, status = await self.changes.get()
+                if status in ("complete", "failed"):
+                    final[pointer_id] = status
+
+        await asyncio.wait_for(collect(), timeout)
+        return final
+
+    async def until_status(self, status: str, count: int = 1, timeout: float = 30.0) -> list[str]:
+        seen: list[str] = []
+
+        async def collect() -> None:
+            while len(seen) < count:
+                pointer_id, new_status = await self.changes.get()
+                if new_status == status:
+                    seen.append(pointer_id)
+
+        await asyncio.wait_for(collect(), timeout)
+        return seen
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Worker]:
+    """A worker running as a task in this event loop; stopped gracefully on exit."""
+    stop = asyncio.Event()
+    worker = Worker(settings, stop_event=stop, **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, settings.pass2_shutdown_grace + 10)
+
+
+def spawn_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgqueue_enricher", "run", *args],
+        env=settings_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

@@ -1,0 +1,225 @@
+"""The daemon on a real database with the fake providers: wake-ups, slots, retries, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.worker import Worker
+from tests.fakes.server import FakeServer, tiny_png
+from tests.harness import RowWatcher, running_worker, worker_settings
+from tests.helpers import insert_pointers, make_page
+
+CROP = "crops/detail.png"
+
+
+@pytest.fixture
+def crops(fake_server: FakeServer) -> FakeServer:
+    fake_server.storage.put(CROP, tiny_png())
+    return fake_server
+
+
+@pytest.fixture
+async def watcher(conn: asyncpg.Connection) -> RowWatcher:
+    return await RowWatcher(conn).install()
+
+
+async def test_an_inserted_pointer_completes_within_a_second_through_the_notify_path(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=30.0)
+    _, page = await make_page(conn)
+    async with running_worker(settings) as worker:
+        await worker_ready(worker)
+        started = time.monotonic()
+        [pointer] = await insert_pointers(conn, page, 1)
+        assert await watcher.until_final(1, timeout=10) == {str(pointer): "complete"}
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"took {elapsed:.2f}s with a 30 s poll interval: the doorbell did not wake the worker"
+    row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+    assert "## Description" in row["description"] and "Let me zoom" not in row["description"]
+    assert "| Mark | Material | Thickness |" in row["description"]
+    import json
+
+    assert json.loads(row["cross_references"]) == ["S-101", "Detail 4/A3.01", "09 21 16"]
+    assert row["embedding"] is not None
+    meta = json.loads(row["enrichment_metadata"])
+    assert meta["stage"] == "complete" and meta["usage"]["prompt_tokens"] == 1830
+    assert meta["embedding_dimensions"] == 1024 and meta["worker_id"] == worker.worker_id
+    assert crops.gemini.calls == 1
+
+
+async def test_with_the_doorbell_disabled_polling_alone_completes_a_pointer_within_three_seconds(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    await conn.execute("ALTER TABLE pointers DISABLE TRIGGER pointers_doorbell_insert")
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=1.0)
+    _, page = await make_page(conn)
+    async with running_worker(settings) as worker:
+        await worker_ready(worker)
+        started = time.monotonic()
+        await insert_pointers(conn, page, 1)
+        await watcher.until_final(1, timeout=10)
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0, f"took {elapsed:.2f}s with a 1 s poll interval"
+
+
+async def worker_ready(worker: Worker) -> None:
+    """Wait until the worker's listener proved its LISTEN works (its round trip came back)."""
+    await asyncio.wait_for(worker.listener.ready.wait(), 10)
+
+
+async def test_one_slow_pointer_does_not_hold_back_the_others_and_slots_stay_full(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=3)
+    _, page = await make_page(conn)
+    crops.gemini.latency = 0.05
+    crops.gemini.slow_titles["Slow 1"] = 30.0
+    [slow] = await insert_pointers(conn, page, 1, title_prefix="Slow")
+    fast = await insert_pointers(conn, page, 20, title_prefix="Fast")
+    async with running_worker(settings) as worker:
+        done = await watcher.until_final(20, timeout=20)
+        assert set(done) == {str(p) for p in fast}
+        assert await conn.fetchval("SELECT enrichment_status FROM pointers WHERE id = $1", slow) == "processing"
+        assert worker.metrics.completions == 20
+        crops.gemini.slow_titles.clear()
+        crops.reset_wake()
+        await watcher.until_final(1, timeout=10)
+    assert crops.gemini.max_in_flight == 3, "with a backlog, every slot should be busy, and never more"
+
+
+async def test_a_transient_failure_is_retried_after_backoff_and_completes(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    crops.gemini.script([{"kind": "429", "retry_delay": "0.3s"}, "503"])
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2)
+    _, page = await make_page(conn)
+    [pointer] = await insert_pointers(conn, page, 1)
+    async with running_worker(settings):
+        pending = await watcher.until_status("pending", 1, timeout=10)
+        row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+        assert pending == [str(pointer)]
+        assert "429" in row["enrichment_error"] or "rate" in row["enrichment_error"].lower()
+        assert (row["enrichment_run_after"] - row["updated_at"]).total_seconds() >= 0.25, "retry-after honoured"
+        assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
+    row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+    assert row["enrichment_attempts"] == 3 and row["enrichment_error"] is None
+    assert crops.gemini.calls == 3
+
+
+async def test_attempts_are_bounded_and_the_last_reason_is_kept(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    crops.gemini.script(["500"] * 3)
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2, pass2_max_attempts=3)
+    _, page = await make_page(conn)
+    [pointer] = await insert_pointers(conn, page, 1)
+    async with running_worker(settings):
+        assert await watcher.until_final(1, timeout=15) == {str(pointer): "failed"}
+    row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+    assert row["enrichment_attempts"] == 3
+    assert "gave up after 3 attempts" in row["enrichment_error"]
+    assert crops.gemini.calls == 3
+
+
+async def test_a_permanent_failure_fails_at_once_with_an_actionable_reason(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url)
+    _, page = await make_page(conn)
+    [missing] = await insert_pointers(conn, page, 1, png_path="crops/nowhere.png")
+    [blocked] = await insert_pointers(conn, page, 1, title_prefix="Blocked")
+    crops.gemini.script(["safety"])
+    async with running_worker(settings):
+        assert await watcher.until_final(2, timeout=10) == {str(missing): "failed", str(blocked): "failed"}
+    reasons = dict(await conn.fetch("SELECT id, enrichment_error FROM pointers"))
+    assert "not found" in reasons[missing].lower() and "crops/nowhere.png" in reasons[missing]
+    assert "safety" in reasons[blocked].lower()
+    attempts = await conn.fetchval("SELECT max(enrichment_attempts) FROM pointers")
+    assert attempts == 1
+    assert crops.gemini.calls == 1, "a missing crop never reaches Gemini"
+
+
+async def test_an_embedding_failure_is_retried_without_paying_for_gemini_again(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    crops.voyage.script(["500"])
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2)
+    _, page = await make_page(conn)
+    [pointer] = await insert_pointers(conn, page, 1)
+    async with running_worker(settings):
+        assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
+    assert crops.gemini.calls == 1
+    assert crops.voyage.calls == 2
+    import json
+
+    meta = json.loads(await conn.fetchval("SELECT enrichment_metadata FROM pointers"))
+    assert meta["reused_description"] is True and meta["attempt"] == 2
+
+
+async def test_a_pointer_without_a_page_row_fails_and_the_worker_keeps_going(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    _, page = await make_page(conn)
+    await conn.execute("ALTER TABLE pointers DROP CONSTRAINT pointers_page_id_fkey")
+    orphan = await conn.fetchval("INSERT INTO pointers (page_id, title, png_path) VALUES "
+                                 "(gen_random_uuid(), 'Orphan', $1) RETURNING id", CROP)
+    [good] = await insert_pointers(conn, page, 1)
+    settings = worker_settings(provider_settings, db_url)
+    async with running_worker(settings):
+        assert await watcher.until_final(2, timeout=10) == {str(orphan): "failed", str(good): "complete"}
+    assert "page row is missing" in await conn.fetchval("SELECT enrichment_error FROM pointers WHERE id = $1", orphan)
+
+
+async def test_a_lost_database_connection_is_survived(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.5)
+    _, page = await make_page(conn)
+    async with running_worker(settings, worker_id="survivor") as worker:
+        await worker_ready(worker)
+        terminated = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'pgqueue-enricher:survivor'")
+        assert terminated >= 2
+        pointers = await insert_pointers(conn, page, 5)
+        done = await watcher.until_final(5, timeout=20)
+        assert set(done.values()) == {"complete"} and len(done) == len(pointers)
+        await worker_ready(worker)
+        assert worker.listener.connects >= 2, "the listener reconnected and LISTENs again"
+
+
+async def test_metrics_and_healthz_are_served(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    import socket
+
+    from pgqueue_enricher.metrics import serve_metrics
+
+    settings = worker_settings(provider_settings, db_url)
+    _, page = await make_page(conn)
+    async with running_worker(settings) as worker:
+        await insert_pointers(conn, page, 2)
+        await watcher.until_final(2)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = await serve_metrics(worker, port, host="127.0.0.1")
+        try:
+            import httpx
+
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                health = await client.get(f"http://127.0.0.1:{port}/healthz")
+        finally:
+            server.close()
+            await server.wait_closed()
+    assert "pgqe_completions_total 2" in metrics
+    assert 'pgqe_stage_seconds_count{stage="describe"} 2' in metrics
+    assert 'pgqe_tokens_total{kind="prompt_tokens"} 3660' in metrics
+    assert health.status_code == 200
