@@ -65,8 +65,8 @@ def start_container() -> DatabaseHandle:
 def start_embedded(data_dir: Path, *, keep: bool) -> DatabaseHandle:
     """Start (or reuse) the embedded server whose data lives in `data_dir`.
 
-    `keep=True` leaves the server and its data for the next run (the demo); `keep=False`
-    stops it and deletes the data when the handle is stopped (the tests).
+    Stopping the handle stops the server; `keep=True` leaves its data for the next run (the
+    demo), `keep=False` deletes it (the tests).
     """
     try:
         import pgserver
@@ -75,7 +75,7 @@ def start_embedded(data_dir: Path, *, keep: bool) -> DatabaseHandle:
             "the embedded database needs the `embedded` extra: pip install 'pgqueue-enricher[embedded]'"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode=None if keep else "delete")
+    server = pgserver.get_server(str(data_dir), cleanup_mode="stop" if keep else "delete")
     return DatabaseHandle(url=server.get_uri(), source="embedded", data_dir=data_dir, _owner=server)
 
 

@@ -99,6 +99,7 @@ async def enrich_pointer(
             "described_by": worker_id,
             "described_attempt": pointer.attempt,
             "crop_bytes": len(crop),
+            "stage_ms": dict(timings),
         }
         if not await db(queue.checkpoint, fence, description, references, metadata):
             raise LeaseLost()
@@ -115,7 +116,7 @@ async def enrich_pointer(
         embedding_dimensions=len(embedding.vector),
         embedding_tokens=embedding.total_tokens,
         reused_description=stored is not None,
-        latency_ms={**metadata.get("latency_ms", {}), **timings},
+        stage_ms={**(metadata.get("stage_ms") or {}), **timings},
     )
     if not await db(queue.complete, fence, description, references, embedding.vector, metadata):
         raise LeaseLost()
