@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,10 @@ def start_embedded(data_dir: Path, *, keep: bool) -> DatabaseHandle:
             "the embedded database needs the `embedded` extra: pip install 'pgqueue-enricher[embedded]'"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop" if keep else "delete")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver copes.
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(str(data_dir), cleanup_mode="stop" if keep else "delete")
     return DatabaseHandle(url=server.get_uri(), source="embedded", data_dir=data_dir, _owner=server)
 
 
