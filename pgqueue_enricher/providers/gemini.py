@@ -88,7 +88,9 @@ def classify_api_error(exc: genai_errors.APIError, model: str) -> EnrichmentFail
         wait = f"; retry after {delay:g}s" if delay is not None else ""
         if code == 429:
             return TransientFailure(
-                "rate_limited", f"Gemini rate limit or quota reached ({label}): {message}{wait}", retry_after=delay
+                "rate_limited",
+                f"Gemini rate limit or quota reached ({label}): {message}{wait}",
+                retry_after=delay,
             )
         return TransientFailure(
             "gemini_unavailable", f"Gemini is unavailable ({label}): {message}{wait}", retry_after=delay

@@ -46,9 +46,11 @@ LOW_CONFIDENCE = 0.80
 INSTALL_HINT = "install the `local` extra: pip install 'pgqueue-enricher[local]'"
 
 # Text on a crop rendered at sheet scale is often 10-14 px tall; the recogniser reads best
-# at roughly twice that, so small crops are enlarged before OCR, large ones left alone.
+# at roughly twice that, so small crops are enlarged before OCR. Large ones are shrunk to
+# what the detector accepts.
 UPSCALE_BELOW_SIDE = 1400
 MAX_UPSCALE = 2.0
+MAX_OCR_SIDE = 2000
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
@@ -97,9 +99,13 @@ class TextBox:
 
 @dataclass
 class TextLine:
-    """Boxes that share a baseline, left to right."""
+    """Boxes that share a baseline, left to right. `joins[i]` is what goes between box i and
+    box i+1: one space inside a phrase the detector happened to split (`2400` `mm`), two
+    between separate pieces of text (table cells, a callout and a dimension beside it), so
+    that no pattern reads across two cells."""
 
     boxes: list[TextBox] = field(default_factory=list)
+    joins: list[str] = field(default_factory=list)
 
     @property
     def y0(self) -> float:
@@ -113,8 +119,11 @@ class TextLine:
     def height(self) -> float:
         return statistics.median(b.height for b in self.boxes)
 
-    def text(self, separator: str = "  ") -> str:
-        return separator.join(b.text for b in self.boxes)
+    def text(self) -> str:
+        parts = [self.boxes[0].text]
+        for join, box in zip(self.joins, self.boxes[1:], strict=False):
+            parts += [join, box.text]
+        return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -158,37 +167,85 @@ def _decode(data: bytes, max_pixels: int) -> Any:
 
 def _upscale_factor(gray: Any) -> float:
     longest = max(gray.shape)
+    if longest > MAX_OCR_SIDE:
+        return MAX_OCR_SIDE / longest
     if longest >= UPSCALE_BELOW_SIDE:
         return 1.0
     return min(MAX_UPSCALE, UPSCALE_BELOW_SIDE / longest)
 
 
+MIN_TEXT_SCORE = 0.5
+
+
+def _recognise(engine: Any, gray: np.ndarray) -> list[tuple[np.ndarray, str, float, list[Any], list[str]]]:
+    """RapidOCR's pipeline step by step, for two changes to its `__call__`: the angle
+    classifier runs only on vertical boxes (on long horizontal lines it sometimes decides a
+    line is upside down and turns it to garbage), and the character boxes come back for
+    `_restore_spaces`. Returns (box, text, confidence, char boxes, chars) per text box."""
+    import cv2
+    import numpy as np
+
+    height, width = gray.shape
+    pad = 0
+    if height <= 30 or width / height > 8:
+        # Same letterbox RapidOCR adds itself: the detector needs some height to work with.
+        pad = abs(max(int(width / 8), 30) * 2 - height) // 2
+        gray = cv2.copyMakeBorder(gray, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=255)
+    bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    dt_boxes, _ = engine.auto_text_det(bgr)
+    if dt_boxes is None or len(dt_boxes) == 0:
+        return []
+    crops = engine.get_crop_img_list(bgr, dt_boxes)
+    vertical = [
+        i
+        for i, box in enumerate(dt_boxes)
+        if np.linalg.norm(box[0] - box[3]) >= 1.5 * max(np.linalg.norm(box[0] - box[1]), 1.0)
+    ]
+    if vertical:
+        turned, _, _ = engine.text_cls([crops[i] for i in vertical])
+        for i, crop in zip(vertical, turned, strict=True):
+            crops[i] = crop
+    recognised, _ = engine.text_rec(crops, True)
+    try:
+        with_chars = engine.cal_rec_boxes(crops, dt_boxes, recognised)
+    except Exception:  # character boxes are a nicety; the text itself is already read
+        with_chars = [[text, score, [], [], []] for text, score, *_ in recognised]
+    results = []
+    for box, (text, score, char_boxes, chars, *_) in zip(dt_boxes, with_chars, strict=True):
+        if float(score) < MIN_TEXT_SCORE or not text:
+            continue
+        box = np.asarray(box, dtype=float).copy()
+        box[:, 1] -= pad
+        results.append((box, str(text), float(score), list(char_boxes), list(chars)))
+    return results
+
+
 def _ocr(data: bytes, max_pixels: int) -> OcrPage:
     """Decode, enlarge, run RapidOCR, repair word spacing. Blocking: call in a thread."""
     import cv2
-    import numpy as np
 
     gray = _decode(data, max_pixels)
     scale = _upscale_factor(gray)
     work = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    bgr = cv2.cvtColor(work, cv2.COLOR_GRAY2BGR)
+    ink = work < 128
     started = time.perf_counter()
     with _engine_lock:
         engine = _get_engine()
         try:
-            result, _ = engine(bgr, use_cls=True, return_word_box=True)
+            found = _recognise(engine, work)
+        except PermanentFailure:
+            raise
         except Exception as exc:  # the engine's own failures on odd input
             raise PermanentFailure("crop_rejected", f"OCR could not read the crop: {exc}") from None
     elapsed_ms = (time.perf_counter() - started) * 1000
-    ink = work < 128
     boxes: list[TextBox] = []
-    for item in result or []:
-        box = np.asarray(item[0], dtype=float)
-        text, confidence = str(item[1]), float(item[2])
-        text = _restore_spaces(text, item, box, ink)
+    for box, text, confidence, char_boxes, chars in found:
+        text = _normalise_ocr_text(_restore_spaces(text, char_boxes, chars, box, ink))
+        if not text:
+            continue
         boxes.append(
             TextBox(
-                text=_normalise_ocr_text(text),
+                text=text,
                 confidence=confidence,
                 x0=float(box[:, 0].min()) / scale,
                 y0=float(box[:, 1].min()) / scale,
@@ -196,43 +253,51 @@ def _ocr(data: bytes, max_pixels: int) -> OcrPage:
                 y1=float(box[:, 1].max()) / scale,
             )
         )
-    return OcrPage(boxes=[b for b in boxes if b.text.strip()], ink=gray < 128, elapsed_ms=elapsed_ms)
+    return OcrPage(boxes=boxes, ink=gray < 128, elapsed_ms=elapsed_ms)
 
 
-def _restore_spaces(text: str, item: Any, box: np.ndarray, ink: np.ndarray) -> str:
+# A space is never restored next to these: marks and punctuation attach to their neighbours
+# ("4'-6\"", "O.C.", "3/A501"), and a false space there breaks a dimension or a sheet id.
+_ATTACH_LEFT = frozenset("'\".,:;)/-\u2033\u2032\u201d\u2019")
+_ATTACH_RIGHT = frozenset("(#/-$")
+
+
+def _space_allowed(left: str, right: str) -> bool:
+    if left in _ATTACH_RIGHT or right in _ATTACH_LEFT:
+        return False
+    # "16" must never become "1 6": glued whole-and-fraction numbers are split by the
+    # dimension rules instead, where the fraction tells where the cut goes.
+    return not (left.isdigit() and right.isdigit())
+
+
+def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.ndarray, ink: np.ndarray) -> str:
     """The recogniser (trained mostly on Chinese) often drops the spaces between English
-    words: `SEE3/A501`, `35/8"` for `3 5/8"`. The pixels still show the gaps, and the
-    recogniser's per-character boxes say which characters a gap falls between."""
+    words: `SEE3/A501`, `BRICKVENEER`. Two signals together restore them: a blank gap in the
+    pixels wider than a third of the text height, and a jump in the recogniser's character
+    pitch at that gap. Neither alone is enough: a narrow `1` leaves as much blank space as a
+    word gap, and the character positions are too coarse to locate a gap by themselves."""
     import numpy as np
 
-    if len(item) < 5 or not text:
-        return text
-    char_boxes, chars = item[3], item[4]
-    if len(chars) != len(char_boxes) or "".join(chars) != text:
+    if len(chars) != len(char_boxes) or "".join(chars) != text or len(chars) < 3:
         return text
     x0, y0 = int(max(box[:, 0].min(), 0)), int(max(box[:, 1].min(), 0))
     x1, y1 = int(math.ceil(box[:, 0].max())), int(math.ceil(box[:, 1].max()))
-    if x1 - x0 < 4 or y1 - y0 < 4 or (y1 - y0) > (x1 - x0) * 1.5:
+    if x1 - x0 < 4 or y1 - y0 < 4 or (y1 - y0) > (x1 - x0):
         return text  # vertical or degenerate: leave as read
-    region = ink[y0:y1, x0:x1]
+    region = ink[y0:y1, x0:x1].copy()
+    # Long horizontal strokes (dimension lines, underlines, rules) would bridge every gap.
+    region[region.mean(axis=1) > 0.5] = False
     rows = np.flatnonzero(region.any(axis=1))
     if rows.size == 0:
         return text
-    # Long horizontal strokes (dimension lines, underlines, table rules) would bridge every gap.
-    region = region.copy()
-    region[region.mean(axis=1) > 0.6] = False
-    rows = np.flatnonzero(region.any(axis=1))
-    if rows.size == 0:
-        return text
-    ink_height = rows[-1] - rows[0] + 1
-    threshold = max(2.0, 0.34 * ink_height)
+    threshold = max(2.0, 0.3 * (rows[-1] - rows[0] + 1))
     columns = region.any(axis=0)
     inked = np.flatnonzero(columns)
     if inked.size == 0:
         return text
     gaps: list[float] = []
-    run_start = None
-    for x in range(inked[0], inked[-1] + 1):
+    run_start: int | None = None
+    for x in range(int(inked[0]), int(inked[-1]) + 1):
         if not columns[x]:
             if run_start is None:
                 run_start = x
@@ -243,13 +308,23 @@ def _restore_spaces(text: str, item: Any, box: np.ndarray, ink: np.ndarray) -> s
     if not gaps:
         return text
     centres = [float(np.asarray(cb, dtype=float)[:, 0].mean()) for cb in char_boxes]
+    pitches = [
+        centres[i + 1] - centres[i] for i in range(len(chars) - 1) if chars[i] != " " and chars[i + 1] != " "
+    ]
+    if not pitches:
+        return text
+    pitch = statistics.median(pitches)
     insert_after: set[int] = set()
     for gap in gaps:
         for i in range(len(chars) - 1):
-            if chars[i] == " " or chars[i + 1] == " ":
-                continue
             if centres[i] < gap < centres[i + 1]:
-                insert_after.add(i)
+                if (
+                    chars[i] != " "
+                    and chars[i + 1] != " "
+                    and _space_allowed(chars[i], chars[i + 1])
+                    and centres[i + 1] - centres[i] >= 1.35 * pitch
+                ):
+                    insert_after.add(i)
                 break
     if not insert_after:
         return text
@@ -288,7 +363,7 @@ _CHAR_FIXES = str.maketrans(
 _DEGREE_AS_INCH = re.compile(r"(?<=\d/\d)\u00b0|(?<=\d/\d\d)\u00b0")
 _DOUBLE_SINGLE = re.compile(r"''")
 # Letter O read in place of zero inside numbers and sheet ids: "1'-O\"", "A5O1".
-_O_IN_NUMBER = re.compile(r"(?<=[\d'\-])[Oo](?=[\d\"])|(?<=\d)[Oo](?=\d)")
+_O_IN_NUMBER = re.compile(r"(?<=[\d'\-])[Oo](?=[\d\"])|(?<=\d)[Oo](?=\d|\s?mm)")
 
 
 def _normalise_ocr_text(text: str) -> str:
@@ -302,7 +377,7 @@ def _normalise_ocr_text(text: str) -> str:
 # -- layout: lines and tables -------------------------------------------------------------
 
 
-def group_lines(boxes: list[TextBox]) -> list[TextLine]:
+def group_lines(boxes: list[TextBox], ink: Any = None) -> list[TextLine]:
     """Reading order: boxes whose vertical extents overlap by half the smaller height share a
     line; lines top to bottom, boxes left to right."""
     lines: list[TextLine] = []
@@ -320,8 +395,23 @@ def group_lines(boxes: list[TextBox]) -> list[TextLine]:
             best.boxes.append(box)
     for line in lines:
         line.boxes.sort(key=lambda b: b.x0)
+        line.joins = [_join(left, right, ink) for left, right in zip(line.boxes, line.boxes[1:], strict=False)]
     lines.sort(key=lambda line: (line.y0 + line.y1) / 2)
     return lines
+
+
+def _join(left: TextBox, right: TextBox, ink: Any) -> str:
+    """One space when the two boxes are one phrase: close together with no ruled line between."""
+    height = min(left.height, right.height)
+    if right.x0 - left.x1 > 0.9 * height:
+        return "  "
+    if ink is not None:
+        x0, x1 = int(max(left.x1, 0)), int(math.ceil(max(right.x0, left.x1 + 1)))
+        y0, y1 = int(max(max(left.y0, right.y0), 0)), int(math.ceil(min(left.y1, right.y1)))
+        band = ink[y0:y1, x0:x1]
+        if band.size and y1 - y0 > 2 and (band.mean(axis=0) > 0.7).any():
+            return "  "  # a table rule between them
+    return " "
 
 
 @dataclass(frozen=True)
@@ -426,6 +516,10 @@ _METRIC = re.compile(
     r"(?<![\d.,])(?P<n>\d{1,5}(?:[.,]\d{1,3})?) ?(?:(?P<mm>[mM][mM])(?![mM])|(?P<u>cm|CM|m|M)(?![A-Za-z]))"
 )
 _FEET = re.compile(r"(?<![\d/.])(?P<ft>\d{1,3}) ?'(?! ?-? ?\d)")
+# OCR loses the foot mark more often than any other character: `4-11"` is 4'-11".
+_FEET_INCHES_NO_MARK = re.compile(
+    r"(?<![\d/.'\-])(?P<ft>\d{1,2})-(?P<inch>\d{1,2}?)(?: ?(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}))? ?\""
+)
 _INCHES = re.compile(_NOT_BEFORE + r"(?P<n>\d{1,3}) ?\"")
 
 
@@ -439,7 +533,9 @@ def _split_improper(num: str, denominator: int) -> tuple[str, str] | None:
 
 
 def _dimension_label(pattern: re.Pattern[str], match: re.Match[str]) -> str | None:
-    if pattern is _FEET_INCHES:
+    if pattern is _FEET_INCHES or pattern is _FEET_INCHES_NO_MARK:
+        if int(match["inch"]) > 11:
+            return None
         inches = match["inch"]
         if match["fn"]:
             inches = f"{inches} {match['fn']}/{match['fd']}"
@@ -470,7 +566,16 @@ def _dimension_label(pattern: re.Pattern[str], match: re.Match[str]) -> str | No
     return None
 
 
-_DIMENSION_PATTERNS = (_FEET_INCHES, _WHOLE_AND_FRACTION, _FRACTION, _DECIMAL_INCHES, _METRIC, _FEET, _INCHES)
+_DIMENSION_PATTERNS = (
+    _FEET_INCHES,
+    _FEET_INCHES_NO_MARK,
+    _WHOLE_AND_FRACTION,
+    _FRACTION,
+    _DECIMAL_INCHES,
+    _METRIC,
+    _FEET,
+    _INCHES,
+)
 
 
 def find_dimensions(text: str) -> list[str]:
@@ -572,7 +677,19 @@ def find_callouts(text: str) -> list[str]:
 # -- cross-references ---------------------------------------------------------------------
 
 # The recogniser drops spaces: "SECTION092116" must still read as section 09 21 16.
-_GLUED_SPEC = re.compile(r"(?i)(SECTION|SPEC\.?|PER)\s?(\d{2})(\d{2})(\d{2})(?!\d)")
+_GLUED_SPEC = re.compile(r"(?i)(SECTION|SPEC\.?|SPECIFIED ?IN|PER|DIVISION)\s?(\d{2})(\d{2})(\d{2})(?!\d)")
+
+
+# ...and glues lead words to what they point at: "SEESHEETS-301", "REFERTOA3.02",
+# "SEEDETAIL5/C-1.05". A space goes back between the lead word and the sheet or callout.
+_GLUED_LEAD = re.compile(
+    r"(?i)(SEE|SHEETS?|TO|WITH|DETAILS?|DET\.|DTL\.|SECTION|SIM\.?|SIMILAR|PER|IN|AT|ON|REF\.?|AND)"
+    r"(?=[A-Z]{1,2}-?\d|\d{1,3} ?/ ?[A-Z])"
+)
+
+
+def _respace(line: str) -> str:
+    return _GLUED_LEAD.sub(r"\1 ", _GLUED_SPEC.sub(r"\1 \2 \3 \4", line))
 
 
 def _compact(sheet: str) -> str:
@@ -588,7 +705,7 @@ def page_sheet_id(page_name: str) -> str | None:
 def find_cross_references(lines: list[str], own_sheet: str | None) -> list[str]:
     """References to other drawings and specs. A bare sheet id equal to the crop's own sheet
     (the number in its title bubble) is not a cross-reference; details on it are."""
-    text = "\n".join(_GLUED_SPEC.sub(r"\1 \2 \3 \4", line) for line in lines)
+    text = "\n".join(_respace(line) for line in lines)
     references = find_references(text)
     if own_sheet:
         own = _compact(own_sheet)
@@ -627,7 +744,7 @@ def _title_line(lines: list[TextLine]) -> str | None:
     if not candidates:
         return None
     tallest = max(candidates, key=lambda line: max(b.height for b in line.boxes))
-    return tallest.text(" ")
+    return " ".join(tallest.text().split())
 
 
 def _plural(count: int, noun: str) -> str:
@@ -647,7 +764,7 @@ class Analysis:
 
 def analyse(page: OcrPage, page_name: str) -> Analysis:
     """Everything the rules can pull out of the OCR boxes."""
-    lines = group_lines(page.boxes)
+    lines = group_lines(page.boxes, page.ink)
     texts = [line.text() for line in lines]
     dimensions: list[str] = []
     callouts: list[str] = []

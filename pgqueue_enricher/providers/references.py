@@ -19,7 +19,7 @@ from collections.abc import Iterable
 _STANDARDS = r"(?:ASTM|ANSI|AASHTO|ACI|AISC|AWS|CSA|ISO|EN|DIN|BS|UL|FM|NFPA|IBC|IEEE)"
 
 _SHEET_NUMBER = r"(?:\d{3,4}|\d{1,2}\.\d{1,3})"
-_SHEET = rf"[A-Z]{{1,2}}-?{_SHEET_NUMBER}"
+_SHEET = rf"[A-Z]{{1,2}}-?{_SHEET_NUMBER}[A-Z]?"  # optional revision letter: E-601A
 # Inside a detail callout the sheet part is unambiguous, so short numbers are accepted.
 _CALLOUT_SHEET = r"[A-Z]{1,2}-?\d{1,4}(?:\.\d{1,3})?"
 
@@ -46,8 +46,9 @@ _BARE_DETAIL_RE = re.compile(
 )
 
 _CSI_RE = re.compile(
-    r"(?<![\d.'\"/\-])(?P<a>\d{2})(?P<s1> ?)(?P<b>\d{2})(?P<s2> ?)(?P<c>\d{2})"
-    r"(?:\.(?P<d>\d{2}))?(?![\d'\"/]|\.\d)"
+    # Not inside a longer run of numbers ("10 12 14 16" in a table is not a section).
+    r"(?<![\d.'\"/\-])(?<!\d )(?P<a>\d{2})(?P<s1> ?)(?P<b>\d{2})(?P<s2> ?)(?P<c>\d{2})"
+    r"(?:\.(?P<d>\d{2}))?(?![\d'\"/]|\.\d| \d)"
 )
 
 _BULLET = re.compile(r"^\s*(?:[-*+\u2022\u00b7>]+|\d{1,3}[.)])\s+")

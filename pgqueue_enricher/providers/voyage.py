@@ -75,7 +75,9 @@ class VoyageEmbedder:
         except voyage_errors.VoyageError as exc:
             raise classify_voyage_error(exc) from None
         except TimeoutError:
-            raise TransientFailure("timeout", "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)") from None
+            raise TransientFailure(
+                "timeout", "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)"
+            ) from None
         except (OSError, aiohttp.ClientError) as exc:
             raise TransientFailure("connection", f"could not reach Voyage ({type(exc).__name__})") from None
 
