@@ -361,7 +361,12 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side_tasks, return_exceptions=True)
             if self.pool is not None:
-                await self.pool.close()
+                # close() waits for every connection to be released; do not let one stuck
+                # connection turn a graceful stop into a hang.
+                try:
+                    await asyncio.wait_for(self.pool.close(), 5)
+                except (TimeoutError, *DB_UNAVAILABLE):
+                    self.pool.terminate()
             if owns_providers and self.providers is not None:
                 await self.providers.aclose()
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +15,9 @@ from pgqueue_enricher import migrations
 from tests.helpers import insert_pointers, make_page
 
 
-def cli(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(
         [sys.executable, "-m", "pgqueue_enricher", *args],
@@ -48,8 +51,16 @@ def test_migrate_sql_prints_and_touches_nothing(empty_db_url: str) -> None:
         (["status"], {}, "DATABASE_URL"),
         (["run"], {"DATABASE_URL": "postgresql://x@127.0.0.1:9/x"}, "GEMINI_API_KEY"),
         (["run"], {"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
-        (["status"], {"DATABASE_URL": "postgresql://x@h/x", "PASS2_MAX_CONCURRENT": "many"}, "PASS2_MAX_CONCURRENT"),
-        (["status"], {"DATABASE_URL": "postgresql://x@h/x", "PASS2_THINKING_LEVEL": "extreme"}, "PASS2_THINKING_LEVEL"),
+        (
+            ["status"],
+            {"DATABASE_URL": "postgresql://x@h/x", "PASS2_MAX_CONCURRENT": "many"},
+            "PASS2_MAX_CONCURRENT",
+        ),
+        (
+            ["status"],
+            {"DATABASE_URL": "postgresql://x@h/x", "PASS2_THINKING_LEVEL": "extreme"},
+            "PASS2_THINKING_LEVEL",
+        ),
         (
             ["run"],
             {"DATABASE_URL": "postgresql://x@h/x", "ENRICHER_PROVIDER": "local"},
@@ -57,7 +68,9 @@ def test_migrate_sql_prints_and_touches_nothing(empty_db_url: str) -> None:
         ),
     ],
 )
-def test_configuration_errors_exit_2_and_name_the_variable(args: list[str], env: dict[str, str], variable: str) -> None:
+def test_configuration_errors_exit_2_and_name_the_variable(
+    args: list[str], env: dict[str, str], variable: str
+) -> None:
     result = cli(*args, env=env)
     assert result.returncode == 2, result.stderr
     assert variable in result.stderr
@@ -106,7 +119,10 @@ async def test_requeue_needs_a_filter_and_prints_the_count(db_url: str, conn: as
 
 
 async def test_run_drain_exits_0_once_the_queue_is_empty(
-    db_url: str, conn: asyncpg.Connection, provider_settings, fake_server  # type: ignore[no-untyped-def]
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider_settings,
+    fake_server,  # type: ignore[no-untyped-def]
 ) -> None:
     from tests.fakes.server import tiny_png
     from tests.harness import settings_env, worker_settings
@@ -115,7 +131,8 @@ async def test_run_drain_exits_0_once_the_queue_is_empty(
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 5)
     env = settings_env(worker_settings(provider_settings, db_url, pass2_poll_interval=0.5, log_format="json"))
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "pgqueue_enricher", "run", "--drain", "--concurrency", "2"],
         env=env,
         capture_output=True,
