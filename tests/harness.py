@@ -37,7 +37,9 @@ def worker_settings(base: Settings, db_url: str, **overrides: Any) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment a `pgqueue-enricher` process needs to behave like `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PASS2_", "GEMINI_", "VOYAGE_", "SUPABASE_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("PASS2_", "GEMINI_", "VOYAGE_", "SUPABASE_"))
+    }
     for name, value in settings.model_dump().items():
         if value is None:
             env.pop(name.upper(), None)

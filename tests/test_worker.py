@@ -39,7 +39,9 @@ async def test_an_inserted_pointer_completes_within_a_second_through_the_notify_
         [pointer] = await insert_pointers(conn, page, 1)
         assert await watcher.until_final(1, timeout=10) == {str(pointer): "complete"}
         elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"took {elapsed:.2f}s with a 30 s poll interval: the doorbell did not wake the worker"
+    assert elapsed < 1.0, (
+        f"took {elapsed:.2f}s with a 30 s poll interval: the doorbell did not wake the worker"
+    )
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
     assert "## Description" in row["description"] and "Let me zoom" not in row["description"]
     assert "| Mark | Material | Thickness |" in row["description"]
@@ -85,7 +87,9 @@ async def test_one_slow_pointer_does_not_hold_back_the_others_and_slots_stay_ful
     async with running_worker(settings) as worker:
         done = await watcher.until_final(20, timeout=20)
         assert set(done) == {str(p) for p in fast}
-        assert await conn.fetchval("SELECT enrichment_status FROM pointers WHERE id = $1", slow) == "processing"
+        assert (
+            await conn.fetchval("SELECT enrichment_status FROM pointers WHERE id = $1", slow) == "processing"
+        )
         assert worker.metrics.completions == 20
         crops.gemini.slow_titles.clear()
         crops.reset_wake()
@@ -105,7 +109,9 @@ async def test_a_transient_failure_is_retried_after_backoff_and_completes(
         row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
         assert pending == [str(pointer)]
         assert "429" in row["enrichment_error"] or "rate" in row["enrichment_error"].lower()
-        assert (row["enrichment_run_after"] - row["updated_at"]).total_seconds() >= 0.25, "retry-after honoured"
+        assert (row["enrichment_run_after"] - row["updated_at"]).total_seconds() >= 0.25, (
+            "retry-after honoured"
+        )
         assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
     assert row["enrichment_attempts"] == 3 and row["enrichment_error"] is None
@@ -167,13 +173,18 @@ async def test_a_pointer_without_a_page_row_fails_and_the_worker_keeps_going(
 ) -> None:
     _, page = await make_page(conn)
     await conn.execute("ALTER TABLE pointers DROP CONSTRAINT pointers_page_id_fkey")
-    orphan = await conn.fetchval("INSERT INTO pointers (page_id, title, png_path) VALUES "
-                                 "(gen_random_uuid(), 'Orphan', $1) RETURNING id", CROP)
+    orphan = await conn.fetchval(
+        "INSERT INTO pointers (page_id, title, png_path) VALUES "
+        "(gen_random_uuid(), 'Orphan', $1) RETURNING id",
+        CROP,
+    )
     [good] = await insert_pointers(conn, page, 1)
     settings = worker_settings(provider_settings, db_url)
     async with running_worker(settings):
         assert await watcher.until_final(2, timeout=10) == {str(orphan): "failed", str(good): "complete"}
-    assert "page row is missing" in await conn.fetchval("SELECT enrichment_error FROM pointers WHERE id = $1", orphan)
+    assert "page row is missing" in await conn.fetchval(
+        "SELECT enrichment_error FROM pointers WHERE id = $1", orphan
+    )
 
 
 async def test_a_lost_database_connection_is_survived(
@@ -185,7 +196,8 @@ async def test_a_lost_database_connection_is_survived(
         await worker_ready(worker)
         terminated = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'pgqueue-enricher:survivor'")
+            "WHERE application_name = 'pgqueue-enricher:survivor'"
+        )
         assert terminated >= 2
         pointers = await insert_pointers(conn, page, 5)
         done = await watcher.until_final(5, timeout=20)

@@ -50,7 +50,9 @@ async def test_three_worker_processes_enrich_300_pointers_with_exactly_one_gemin
     assert codes == [0, 0, 0]
     assert set(done.values()) == {"complete"}
     calls = crops.gemini.by_title
-    assert len(calls) == 300 and set(calls.values()) == {1}, "every pointer enriched by exactly one Gemini call"
+    assert len(calls) == 300 and set(calls.values()) == {1}, (
+        "every pointer enriched by exactly one Gemini call"
+    )
     holders = await conn.fetch(
         "SELECT enrichment_metadata->>'worker_id' AS w, count(*) FROM pointers GROUP BY 1 ORDER BY 1"
     )
@@ -78,8 +80,12 @@ async def test_sigterm_finishes_in_flight_work_within_the_grace_and_gives_back_t
             process.kill()
     assert code == 0
     assert elapsed < 2.0 + 3.0, f"took {elapsed:.1f}s for a 2 s grace period"
-    rows = await conn.fetch("SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers")
-    assert {tuple(r) for r in rows} == {("pending", 0, None)}, "unfinished rows are pending with attempts given back"
+    rows = await conn.fetch(
+        "SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers"
+    )
+    assert {tuple(r) for r in rows} == {("pending", 0, None)}, (
+        "unfinished rows are pending with attempts given back"
+    )
 
 
 @pytest.mark.slow
