@@ -235,3 +235,28 @@ async def test_metrics_and_healthz_are_served(
     assert 'pgqe_stage_seconds_count{stage="describe"} 2' in metrics
     assert 'pgqe_tokens_total{kind="prompt_tokens"} 3660' in metrics
     assert health.status_code == 200
+
+
+async def test_without_a_working_listen_connection_polling_keeps_the_worker_correct(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    import socket
+
+    from pydantic import SecretStr
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings = worker_settings(
+        provider_settings,
+        db_url,
+        pass2_poll_interval=0.3,
+        database_listen_url=SecretStr(f"postgresql://nobody@127.0.0.1:{dead_port}/none"),
+    )
+    _, page = await make_page(conn)
+    async with running_worker(settings) as worker:
+        await insert_pointers(conn, page, 3)
+        done = await watcher.until_final(3, timeout=15)
+        assert set(done.values()) == {"complete"}
+        assert not worker.listener.healthy and worker.listener.connects == 0
+        assert "pgqe_listener_healthy 0" in worker.metrics.render(0)
