@@ -29,6 +29,7 @@ class LeaseLost(Exception):
 @dataclass
 class Outcome:
     metadata: dict[str, Any]
+    cross_references: int = 0
     timings_ms: dict[str, int] = field(default_factory=dict)
     reused_checkpoint: bool = False
 
@@ -120,4 +121,9 @@ async def enrich_pointer(
     )
     if not await db(queue.complete, fence, description, references, embedding.vector, metadata):
         raise LeaseLost()
-    return Outcome(metadata=metadata, timings_ms=timings, reused_checkpoint=stored is not None)
+    return Outcome(
+        metadata=metadata,
+        cross_references=len(references),
+        timings_ms=timings,
+        reused_checkpoint=stored is not None,
+    )

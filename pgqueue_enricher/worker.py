@@ -164,7 +164,7 @@ class Worker:
             stages_ms=outcome.timings_ms,
             tokens=outcome.metadata.get("usage"),
             reused_description=outcome.reused_checkpoint,
-            cross_references=len(outcome.metadata.get("cross_references", []) or []),
+            cross_references=outcome.cross_references,
         )
 
     async def _record_failure(

@@ -260,3 +260,20 @@ async def test_without_a_working_listen_connection_polling_keeps_the_worker_corr
         assert set(done.values()) == {"complete"}
         assert not worker.listener.healthy and worker.listener.connects == 0
         assert "pgqe_listener_healthy 0" in worker.metrics.render(0)
+
+
+async def test_a_pointer_deleted_while_in_flight_is_skipped_and_the_worker_goes_on(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url)
+    _, page = await make_page(conn)
+    gate = crops.gemini.hold()
+    [doomed] = await insert_pointers(conn, page, 1, title_prefix="Doomed")
+    async with running_worker(settings) as worker:
+        await gate.arrivals(1)
+        await conn.execute("DELETE FROM pointers WHERE id = $1", doomed)
+        gate.release()
+        [survivor] = await insert_pointers(conn, page, 1, title_prefix="Survivor")
+        assert await watcher.until_final(1, timeout=10) == {str(survivor): "complete"}
+    assert worker.metrics.lost == 1 and worker.metrics.completions == 1
+    assert await conn.fetchval("SELECT count(*) FROM pointers") == 1
