@@ -243,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        print(f"pgqueue-enricher: {scrub(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        hint = ""
+        if isinstance(
+            exc, (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError, asyncpg.UndefinedFunctionError)
+        ):
+            hint = " (is the schema migrated? run `pgqueue-enricher migrate`)"
+        print(f"pgqueue-enricher: {scrub(f'{type(exc).__name__}: {exc}')}{hint}", file=sys.stderr)
         return 1
     return 0
 

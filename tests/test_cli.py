@@ -144,3 +144,9 @@ async def test_run_drain_exits_0_once_the_queue_is_empty(
     events = [json.loads(line)["event"] for line in result.stderr.splitlines() if line.startswith("{")]
     assert events.count("pointer_claimed") == 5 and events.count("pointer_complete") == 5
     assert "drained" in events
+
+
+def test_status_on_an_unmigrated_database_says_to_migrate(empty_db_url: str) -> None:
+    result = cli("status", env={"DATABASE_URL": empty_db_url})
+    assert result.returncode == 1
+    assert "pgqueue-enricher migrate" in result.stderr and "Traceback" not in result.stderr
