@@ -16,6 +16,7 @@ from typing import Any
 from pgqueue_enricher import queue
 from pgqueue_enricher.errors import PermanentFailure
 from pgqueue_enricher.providers.factory import Providers
+from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import EnrichmentInput, embedding_text
 
 # The worker's `db(operation, *args)`: runs a queue function on the pool, over reconnects.
@@ -65,7 +66,9 @@ async def enrich_pointer(
     stored = pointer.checkpoint(providers.prompt_version, providers.describer.name)
     if stored is not None:
         description = pointer.description
-        references = [str(r) for r in pointer.cross_references or []]
+        # The stored JSON may have been edited into anything: keep its strings only.
+        stored_refs = pointer.cross_references
+        references = normalise_references(stored_refs if isinstance(stored_refs, list) else [])
         metadata = dict(stored)
         text = embedding_text(
             pointer.title, pointer.page_name or "", pointer.discipline_name or "", description

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from typing import Literal
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
             return None
         if not isinstance(raw, str) or not raw.startswith(("postgres://", "postgresql://", "postgresql+")):
             raise ValueError("must be a postgresql:// URL")
+        if not _ports_are_numbers(raw):
+            # Checked here because the driver's own error would quote the bad "port", which is
+            # a piece of the password when the password holds an unencoded / # or ?.
+            raise ValueError(
+                "is not a valid postgresql:// URL: its host:port part is malformed "
+                "(percent-encode special characters in the password, e.g. / as %2F)"
+            )
         return raw
 
     # -- derived values ---------------------------------------------------------------
@@ -130,6 +138,21 @@ class Settings(BaseSettings):
             "max_attempts": self.pass2_max_attempts,
             "lease_seconds": self.pass2_lease_seconds,
         }
+
+
+def _ports_are_numbers(url: str) -> bool:
+    """Whether every host of the URL has no port or a numeric one, parsed as asyncpg does."""
+    try:
+        netloc = urlparse(url).netloc
+    except ValueError:
+        return False
+    hostspec = netloc.partition("@")[2] if "@" in netloc else netloc
+    for host in hostspec.split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        port = port.partition(":")[2] if ":" in port else ""
+        if port and not port.isdigit():
+            return False
+    return True
 
 
 def plain_dsn(url: str) -> str:

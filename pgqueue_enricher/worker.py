@@ -46,6 +46,11 @@ DB_UNAVAILABLE = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionFailureError,
+    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
+    # while idle can refuse the next statement with "cannot switch to state N; another
+    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
+    # pool then discards it, so a retry runs on a fresh connection.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -220,17 +225,24 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         interval = max(self.lease / 3, 0.2)
+        missed: set[uuid.UUID] = set()
         while True:
             await asyncio.sleep(interval)
             ids = list(self.in_flight)
             if not ids:
+                missed = set()
                 continue
             try:
                 held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=2)
             except DB_UNAVAILABLE as exc:
                 log.warning("heartbeat_failed", reason=_reason(exc))
                 continue
-            for pointer_id in set(ids) - held:
+            # A row whose own write-back (complete, retry, fail) has just committed is not held
+            # either while its task awaits the reply: only a row missing on two heartbeats in a
+            # row, its task still running, was taken away.
+            gone = set(ids) - held
+            gone, missed = gone & missed, gone
+            for pointer_id in gone:
                 task = self.in_flight.get(pointer_id)
                 if task is not None and pointer_id not in self.lost:
                     # Another worker owns it now: stop paying for a result that cannot be written.

@@ -21,7 +21,7 @@ from google.genai import types
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.answer import read_answer
 from pgqueue_enricher.providers.imaging import sniff_image
-from pgqueue_enricher.providers.prompt import SYSTEM_INSTRUCTION, build_contents
+from pgqueue_enricher.providers.prompt import PROMPT_VERSION, SYSTEM_INSTRUCTION, build_contents
 from pgqueue_enricher.providers.storage import parse_retry_after
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.redact import register_settings_secrets
@@ -112,6 +112,8 @@ class GeminiDescriber:
     """One shared client for every pointer; `describe` is safe to call concurrently."""
 
     name = "gemini"
+    # Stored in enrichment_metadata and compared before a checkpoint is reused (Providers).
+    prompt_version = PROMPT_VERSION
 
     def __init__(self, settings: Settings) -> None:
         if settings.gemini_api_key is None:

@@ -45,11 +45,13 @@ OCR_ENGINE = "rapidocr-onnxruntime"
 LOW_CONFIDENCE = 0.80
 INSTALL_HINT = "install the `local` extra: pip install 'pgqueue-enricher[local]'"
 
-# Text on a crop rendered at sheet scale is often 10-14 px tall; the recogniser reads best
-# at roughly twice that, so small crops are enlarged before OCR. Large ones are shrunk to
-# what the detector accepts.
-UPSCALE_BELOW_SIDE = 1400
-MAX_UPSCALE = 2.0
+# Crops rendered at sheet scale often carry text only 8-14 px tall, which the detector
+# half misses. A first detection pass measures the text; when its boxes are shorter than
+# SMALL_TEXT_PX the crop is enlarged so they reach TARGET_TEXT_PX, then read again. Text
+# that is already large enough is read as is (enlarging it gains nothing and costs time).
+SMALL_TEXT_PX = 20.0
+TARGET_TEXT_PX = 28.0
+MAX_UPSCALE = 3.0
 MAX_OCR_SIDE = 2000
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -165,36 +167,70 @@ def _decode(data: bytes, max_pixels: int) -> Any:
     return gray
 
 
-def _upscale_factor(gray: Any) -> float:
-    longest = max(gray.shape)
-    if longest > MAX_OCR_SIDE:
-        return MAX_OCR_SIDE / longest
-    if longest >= UPSCALE_BELOW_SIDE:
+def _fit_factor(gray: Any) -> float:
+    """Shrink factor for crops the detector would refuse (over MAX_OCR_SIDE), else 1."""
+    return min(1.0, MAX_OCR_SIDE / max(gray.shape))
+
+
+def _upscale_factor(text_height: float, shape: tuple[int, ...]) -> float:
+    if text_height <= 0 or text_height >= SMALL_TEXT_PX:
         return 1.0
-    return min(MAX_UPSCALE, UPSCALE_BELOW_SIDE / longest)
+    return max(1.0, min(MAX_UPSCALE, TARGET_TEXT_PX / text_height, MAX_OCR_SIDE / max(shape)))
 
 
 MIN_TEXT_SCORE = 0.5
 
 
-def _recognise(engine: Any, gray: np.ndarray) -> list[tuple[np.ndarray, str, float, list[Any], list[str]]]:
+def _letterbox(gray: np.ndarray) -> tuple[np.ndarray, int]:
+    """The padding RapidOCR adds itself to short or very wide crops: the detector needs some
+    height to work with. Returns the padded image and the padding added at the top."""
+    import cv2
+
+    height, width = gray.shape
+    if height > 30 and width / height <= 8:
+        return gray, 0
+    pad = abs(max(int(width / 8), 30) * 2 - height) // 2
+    return cv2.copyMakeBorder(gray, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=255), pad
+
+
+def _detect(engine: Any, gray: np.ndarray) -> tuple[Any, np.ndarray, int]:
+    import cv2
+
+    padded, pad = _letterbox(gray)
+    bgr = cv2.cvtColor(padded, cv2.COLOR_GRAY2BGR)
+    boxes, _ = engine.auto_text_det(bgr)
+    return boxes, bgr, pad
+
+
+def _text_height(boxes: Any) -> float:
+    import numpy as np
+
+    if boxes is None or len(boxes) == 0:
+        return 0.0
+    return float(statistics.median(min(np.linalg.norm(b[0] - b[3]), np.linalg.norm(b[0] - b[1])) for b in boxes))
+
+
+Recognised = tuple["np.ndarray", str, float, list[Any], list[str]]
+
+
+def _recognise(engine: Any, gray: np.ndarray) -> tuple[list[Recognised], np.ndarray]:
     """RapidOCR's pipeline step by step, for two changes to its `__call__`: the angle
     classifier runs only on vertical boxes (on long horizontal lines it sometimes decides a
     line is upside down and turns it to garbage), and the character boxes come back for
-    `_restore_spaces`. Returns (box, text, confidence, char boxes, chars) per text box."""
+    `_restore_spaces`. Small text is enlarged first (see SMALL_TEXT_PX).
+
+    Returns (box, text, confidence, char boxes, chars) per text box, and the image they
+    were read from (enlarged or not) whose coordinates the boxes are in."""
     import cv2
     import numpy as np
 
-    height, width = gray.shape
-    pad = 0
-    if height <= 30 or width / height > 8:
-        # Same letterbox RapidOCR adds itself: the detector needs some height to work with.
-        pad = abs(max(int(width / 8), 30) * 2 - height) // 2
-        gray = cv2.copyMakeBorder(gray, pad, pad, 0, 0, cv2.BORDER_CONSTANT, value=255)
-    bgr = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    dt_boxes, _ = engine.auto_text_det(bgr)
+    dt_boxes, bgr, pad = _detect(engine, gray)
+    factor = _upscale_factor(_text_height(dt_boxes), gray.shape)
+    if factor > 1.1:
+        gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        dt_boxes, bgr, pad = _detect(engine, gray)
     if dt_boxes is None or len(dt_boxes) == 0:
-        return []
+        return [], gray
     crops = engine.get_crop_img_list(bgr, dt_boxes)
     vertical = [
         i
@@ -217,7 +253,7 @@ def _recognise(engine: Any, gray: np.ndarray) -> list[tuple[np.ndarray, str, flo
         box = np.asarray(box, dtype=float).copy()
         box[:, 1] -= pad
         results.append((box, str(text), float(score), list(char_boxes), list(chars)))
-    return results
+    return results, gray
 
 
 def _ocr(data: bytes, max_pixels: int) -> OcrPage:
@@ -225,19 +261,20 @@ def _ocr(data: bytes, max_pixels: int) -> OcrPage:
     import cv2
 
     gray = _decode(data, max_pixels)
-    scale = _upscale_factor(gray)
-    work = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-    ink = work < 128
+    fit = _fit_factor(gray)
+    work = gray if fit == 1.0 else cv2.resize(gray, None, fx=fit, fy=fit, interpolation=cv2.INTER_AREA)
     started = time.perf_counter()
     with _engine_lock:
         engine = _get_engine()
         try:
-            found = _recognise(engine, work)
+            found, read = _recognise(engine, work)
         except PermanentFailure:
             raise
         except Exception as exc:  # the engine's own failures on odd input
             raise PermanentFailure("crop_rejected", f"OCR could not read the crop: {exc}") from None
     elapsed_ms = (time.perf_counter() - started) * 1000
+    scale = fit * read.shape[0] / work.shape[0]
+    ink = read < 128
     boxes: list[TextBox] = []
     for box, text, confidence, char_boxes, chars in found:
         text = _normalise_ocr_text(_restore_spaces(text, char_boxes, chars, box, ink))
@@ -263,11 +300,7 @@ _ATTACH_RIGHT = frozenset("(#/-$")
 
 
 def _space_allowed(left: str, right: str) -> bool:
-    if left in _ATTACH_RIGHT or right in _ATTACH_LEFT:
-        return False
-    # "16" must never become "1 6": glued whole-and-fraction numbers are split by the
-    # dimension rules instead, where the fraction tells where the cut goes.
-    return not (left.isdigit() and right.isdigit())
+    return left not in _ATTACH_RIGHT and right not in _ATTACH_LEFT
 
 
 def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.ndarray, ink: np.ndarray) -> str:
@@ -290,24 +323,32 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
     rows = np.flatnonzero(region.any(axis=1))
     if rows.size == 0:
         return text
-    threshold = max(2.0, 0.3 * (rows[-1] - rows[0] + 1))
     columns = region.any(axis=0)
     inked = np.flatnonzero(columns)
     if inked.size == 0:
         return text
-    gaps: list[float] = []
+    gaps: list[tuple[float, float]] = []  # (start, end) of blank column runs, crop x
     run_start: int | None = None
     for x in range(int(inked[0]), int(inked[-1]) + 1):
         if not columns[x]:
             if run_start is None:
                 run_start = x
         elif run_start is not None:
-            if x - run_start >= threshold:
-                gaps.append(x0 + (run_start + x) / 2)
+            gaps.append((x0 + run_start, x0 + x))
             run_start = None
-    if not gaps:
-        return text
     centres = [float(np.asarray(cb, dtype=float)[:, 0].mean()) for cb in char_boxes]
+    # Where the recogniser did emit spaces, their gaps show how wide a space is in this
+    # font at this size; without any, fall back to a third of the text height.
+    emitted = [
+        end - start
+        for i, ch in enumerate(chars)
+        if ch == " " and 0 < i < len(chars) - 1
+        for start, end in gaps
+        if start <= centres[i] <= end or centres[i - 1] < (start + end) / 2 < centres[i + 1]
+    ]
+    threshold = max(2.0, 0.3 * (rows[-1] - rows[0] + 1))
+    if emitted:
+        threshold = max(threshold, 0.7 * statistics.median(emitted))
     pitches = [
         centres[i + 1] - centres[i] for i in range(len(chars) - 1) if chars[i] != " " and chars[i + 1] != " "
     ]
@@ -315,15 +356,24 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
         return text
     pitch = statistics.median(pitches)
     insert_after: set[int] = set()
-    for gap in gaps:
+    for start, end in gaps:
+        if end - start < threshold:
+            continue
+        middle = (start + end) / 2
         for i in range(len(chars) - 1):
-            if centres[i] < gap < centres[i + 1]:
-                if (
-                    chars[i] != " "
-                    and chars[i + 1] != " "
-                    and _space_allowed(chars[i], chars[i + 1])
-                    and centres[i + 1] - centres[i] >= 1.35 * pitch
-                ):
+            if centres[i] < middle < centres[i + 1]:
+                # Punctuation is narrow, so a space after it barely moves the pitch; the
+                # pixels alone decide there (a little more strictly after a full stop,
+                # which also sits inside abbreviations such as `O.C.`).
+                step = centres[i + 1] - centres[i]
+                wide = (
+                    # Digits share one width in drawing fonts, so between two digits only a
+                    # clear jump in pitch is a space: `16` must never become `1 6`.
+                    (step >= 1.6 * pitch if chars[i].isdigit() and chars[i + 1].isdigit() else step >= 1.35 * pitch)
+                    or (chars[i] in "\",;:" and end - start >= threshold)
+                    or (chars[i] == "." and end - start >= 1.5 * threshold)
+                )
+                if chars[i] != " " and chars[i + 1] != " " and _space_allowed(chars[i], chars[i + 1]) and wide:
                     insert_after.add(i)
                 break
     if not insert_after:
@@ -363,6 +413,7 @@ _CHAR_FIXES = str.maketrans(
 _DEGREE_AS_INCH = re.compile(r"(?<=\d/\d)\u00b0|(?<=\d/\d\d)\u00b0")
 _DOUBLE_SINGLE = re.compile(r"''")
 # Letter O read in place of zero inside numbers and sheet ids: "1'-O\"", "A5O1".
+_ZERO_IN_WORD = re.compile(r"(?<=[A-Z])0(?=[A-Z])|\b0(?=\.C\.)")
 _O_IN_NUMBER = re.compile(r"(?<=[\d'\-])[Oo](?=[\d\"])|(?<=\d)[Oo](?=\d|\s?mm)")
 
 
@@ -371,6 +422,7 @@ def _normalise_ocr_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text.translate(_CHAR_FIXES)).translate(_CHAR_FIXES)
     text = _DOUBLE_SINGLE.sub('"', text)
     text = _O_IN_NUMBER.sub("0", text)
+    text = _ZERO_IN_WORD.sub("O", text)
     return " ".join(text.split())
 
 
@@ -854,6 +906,7 @@ class LocalDescriber:
     a second or so) so the event loop keeps heartbeating leases meanwhile."""
 
     name = "local"
+    prompt_version = PROMPT_VERSION
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._max_pixels = getattr(settings, "pass2_max_image_pixels", DEFAULT_MAX_PIXELS)

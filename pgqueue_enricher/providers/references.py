@@ -134,8 +134,8 @@ def normalise_references(items: Iterable[object], limit: int = 50, max_len: int 
     Non-strings are dropped rather than converted: a number or a nested object in a model's
     list is a malformed entry, and `str()` of it would only invent a reference. Bullets,
     markdown emphasis, trailing punctuation and placeholder words ("None", "N/A") are
-    removed; duplicates are found case-insensitively and the first spelling wins; over-long
-    entries are cut to `max_len`.
+    removed, and so are items with no letter or digit; duplicates are found
+    case-insensitively and the first spelling wins; over-long entries are cut to `max_len`.
     """
     result: list[str] = []
     seen: set[str] = set()
@@ -146,7 +146,8 @@ def normalise_references(items: Iterable[object], limit: int = 50, max_len: int 
             continue
         text = _clean(item, max_len)
         key = text.casefold()
-        if key in _EMPTY_WORDS or key in seen:
+        # An item with no letter or digit ("•", "—", an emoji) cannot name a sheet or section.
+        if key in _EMPTY_WORDS or key in seen or not any(ch.isalnum() for ch in text):
             continue
         seen.add(key)
         result.append(text)
