@@ -22,7 +22,7 @@ def seed_default_experience(project_id: uuid.UUID | str, db: Any) -> int | Await
     module = type(db).__module__
     if module.startswith("asyncpg"):
         return _seed_asyncpg(project, db)
-    statement = text("SELECT seed_default_experience(CAST(:project_id AS uuid))")
+    statement = text(query("experience_seed_sqlalchemy"))
     if module.startswith("sqlalchemy.ext.asyncio"):
         return _seed_sqlalchemy_async(project, db, statement)
     return int(db.execute(statement, {"project_id": str(project)}).scalar_one())

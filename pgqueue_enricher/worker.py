@@ -55,7 +55,8 @@ DB_UNAVAILABLE = (
 
 
 def default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    # Short enough to fit whole in a connection's application_name (63 bytes in all).
+    return f"{socket.gethostname()[:28]}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 class Worker:

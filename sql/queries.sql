@@ -170,23 +170,19 @@ GROUP BY 1
 ORDER BY n DESC, reason
 LIMIT $1;
 
--- name: pointers_status_workers
--- Live workers: connected daemons (application_name 'pgqueue-enricher:<worker id>') and
--- the rows each holds under an unexpired lease.
-WITH connected AS (
-    SELECT DISTINCT substr(application_name, length('pgqueue-enricher:') + 1) AS worker_id
-    FROM pg_stat_activity
-    WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database()
-), holding AS (
-    SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
-    FROM pointers
-    WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
-    GROUP BY enrichment_locked_by
-)
-SELECT coalesce(c.worker_id, h.worker_id) AS worker_id, coalesce(h.in_flight, 0) AS in_flight
-FROM connected AS c
-FULL JOIN holding AS h ON h.worker_id = c.worker_id
-ORDER BY 1;
+-- name: pointers_status_workers_connected
+-- Connected daemons: every worker connection carries application_name
+-- 'pgqueue-enricher:<worker id>' (Postgres keeps its first 63 bytes).
+SELECT DISTINCT substr(application_name, length('pgqueue-enricher:') + 1) AS worker_id
+FROM pg_stat_activity
+WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database();
+
+-- name: pointers_status_workers_holding
+-- Rows each worker holds under an unexpired lease.
+SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
+FROM pointers
+WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
+GROUP BY enrichment_locked_by;
 
 -- name: pointers_status_completed_last_hour
 SELECT count(*) AS n
@@ -200,3 +196,7 @@ SELECT requeue_failed_pointers(project_id => $1::uuid, pointer_ids => $2::uuid[]
 
 -- name: experience_seed
 SELECT seed_default_experience($1::uuid) AS n;
+
+-- name: experience_seed_sqlalchemy
+-- The same call in SQLAlchemy's named-parameter style, for host code with a Session.
+SELECT seed_default_experience(CAST(:project_id AS uuid)) AS n;

@@ -150,3 +150,25 @@ def test_status_on_an_unmigrated_database_says_to_migrate(empty_db_url: str) -> 
     result = cli("status", env={"DATABASE_URL": empty_db_url})
     assert result.returncode == 1
     assert "pgqueue-enricher migrate" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_status_lists_a_worker_with_a_long_id_once(db_url: str, conn: asyncpg.Connection) -> None:
+    from pgqueue_enricher import queue
+
+    long_id = "worker-" + "x" * 70
+    _, page = await make_page(conn)
+    await insert_pointers(conn, page, 2)
+    await queue.claim(conn, 2, long_id, 60)
+    holder = await asyncpg.connect(
+        db_url, server_settings={"application_name": f"pgqueue-enricher:{long_id}"}
+    )
+    idle = await asyncpg.connect(db_url, server_settings={"application_name": "pgqueue-enricher:idle-one"})
+    try:
+        report = await queue.status_report(conn)
+    finally:
+        await holder.close()
+        await idle.close()
+    assert report["workers"] == [
+        {"worker_id": "idle-one", "in_flight": 0},
+        {"worker_id": long_id, "in_flight": 2},
+    ]
