@@ -19,6 +19,9 @@ import psycopg
 import pytest
 
 from pgqueue_enricher import database, migrations
+from tests.fakes.server import FakeServer, tiny_png
+from tests.harness import RowWatcher
+from tests.helpers import CROP
 
 pytest_plugins = ["tests.fakes.pytest_plugin"]
 
@@ -87,3 +90,16 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def crops(fake_server: FakeServer) -> FakeServer:
+    """The fake providers, with a small valid PNG at the pointers' default png_path."""
+    fake_server.storage.put(CROP, tiny_png())
+    return fake_server
+
+
+@pytest.fixture
+async def watcher(conn: asyncpg.Connection) -> RowWatcher:
+    """Status changes of this test's pointers, as awaitable events."""
+    return await RowWatcher(conn).install()

@@ -6,6 +6,9 @@ import uuid
 
 import asyncpg
 
+# The png_path insert_pointers gives every pointer; the `crops` fixture serves a PNG there.
+CROP = "crops/detail.png"
+
 
 async def make_page(
     conn: asyncpg.Connection,
@@ -41,7 +44,7 @@ async def insert_pointers(
     *,
     status: str = "pending",
     title_prefix: str = "Detail",
-    png_path: str | None = "crops/detail.png",
+    png_path: str | None = CROP,
 ) -> list[uuid.UUID]:
     """One INSERT statement for all rows, like Pass 1 does; created_at increases with the index."""
     rows = await conn.fetch(

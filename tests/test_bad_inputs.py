@@ -21,21 +21,9 @@ from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer, png_header, realistic_answer, tiny_png
 from tests.harness import RowWatcher, running_worker, worker_settings
-from tests.helpers import make_page
+from tests.helpers import CROP, make_page
 
-CROP = "crops/detail.png"
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def crops(fake_server: FakeServer) -> FakeServer:
-    fake_server.storage.put(CROP, tiny_png())
-    return fake_server
-
-
-@pytest.fixture
-async def watcher(conn: asyncpg.Connection) -> RowWatcher:
-    return await RowWatcher(conn).install()
 
 
 @pytest.fixture

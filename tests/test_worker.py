@@ -6,26 +6,12 @@ import asyncio
 import time
 
 import asyncpg
-import pytest
 
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
-from tests.fakes.server import FakeServer, tiny_png
+from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, running_worker, worker_settings
-from tests.helpers import insert_pointers, make_page
-
-CROP = "crops/detail.png"
-
-
-@pytest.fixture
-def crops(fake_server: FakeServer) -> FakeServer:
-    fake_server.storage.put(CROP, tiny_png())
-    return fake_server
-
-
-@pytest.fixture
-async def watcher(conn: asyncpg.Connection) -> RowWatcher:
-    return await RowWatcher(conn).install()
+from tests.helpers import CROP, insert_pointers, make_page
 
 
 async def test_an_inserted_pointer_completes_within_a_second_through_the_notify_path(

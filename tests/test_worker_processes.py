@@ -10,22 +10,9 @@ import asyncpg
 import pytest
 
 from pgqueue_enricher.settings import Settings
-from tests.fakes.server import FakeServer, tiny_png
+from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, spawn_worker, worker_settings
 from tests.helpers import insert_pointers, make_page
-
-CROP = "crops/detail.png"
-
-
-@pytest.fixture
-def crops(fake_server: FakeServer) -> FakeServer:
-    fake_server.storage.put(CROP, tiny_png())
-    return fake_server
-
-
-@pytest.fixture
-async def watcher(conn: asyncpg.Connection) -> RowWatcher:
-    return await RowWatcher(conn).install()
 
 
 async def wait_exit(process, timeout: float) -> int:  # type: ignore[no-untyped-def]

@@ -378,6 +378,7 @@ class GeminiFake(ServiceFake):
     def reset(self) -> None:
         super().reset()
         self.by_title: collections.Counter[str] = collections.Counter()
+        self.ok_by_title: collections.Counter[str] = collections.Counter()  # successful answers
         self.answer: Callable[[str], str] = realistic_answer
         # Extra seconds for calls about these pointer titles (ended early by reset_wake()).
         self.slow_titles: dict[str, float] = {}
@@ -389,6 +390,13 @@ class GeminiFake(ServiceFake):
     def _extra_latency(self, record: RecordedRequest) -> float:
         return self.slow_titles.get(record.title or "", 0.0)
 
+    def _begin(self, record: RecordedRequest) -> Fault:
+        fault = super()._begin(record)
+        if fault.kind == "ok" and record.title is not None:
+            with self._lock:
+                self.ok_by_title[record.title] += 1
+        return fault
+
     def calls_for(self, title: str) -> int:
         with self._lock:
             return self.by_title[title]
@@ -397,6 +405,7 @@ class GeminiFake(ServiceFake):
         result = super().stats()
         with self._lock:
             result["by_title"] = dict(self.by_title)
+            result["ok_by_title"] = dict(self.ok_by_title)
         return result
 
 
