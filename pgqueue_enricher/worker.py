@@ -312,7 +312,9 @@ class Worker:
         while not self.stop_event.is_set():
             try:
                 claimed = await self._claim()
-                if self.drain and not claimed and await self._drained():
+                # Drain mode counts what is left after every wake-up (for the progress bar);
+                # it can only be done when this claim found nothing.
+                if self.drain and await self._drained() and not claimed:
                     log.info("drained", completed=self.metrics.completions)
                     return
                 backoff = 0.5
