@@ -120,16 +120,15 @@ class _Sheet:
     def font(self, size: int | None = None, bold: bool = False) -> Font:
         return load_font(size or self.size, self.face, bold)
 
-    def _stroke(self, bold: bool) -> int:
-        # The embedded default font has no bold cut: a 1 px stroke stands in for it.
+    def _smear(self, bold: bool) -> int:
+        # The embedded default font has no bold cut: drawing it twice, 1 px apart, is the
+        # faux bold plotters and old CAD fonts produce.
         return 1 if bold and self.face not in _FACE_FILES else 0
 
     def measure(self, marked: str, size: int | None = None, bold: bool = False) -> tuple[int, int]:
         plain = parse_markup(marked)[0]
-        box = self.draw.textbbox(
-            (0, 0), plain or " ", font=self.font(size, bold), stroke_width=self._stroke(bold)
-        )
-        return box[2] - box[0], box[3] - box[1]
+        box = self.draw.textbbox((0, 0), plain or " ", font=self.font(size, bold))
+        return box[2] - box[0] + self._smear(bold), box[3] - box[1]
 
     def line_height(self, size: int | None = None) -> int:
         box = self.draw.textbbox((0, 0), "Ag'\"|", font=self.font(size))
@@ -147,14 +146,15 @@ class _Sheet:
     ) -> tuple[int, int, int, int]:
         plain, dims, refs = parse_markup(marked)
         font = self.font(size, bold)
-        stroke = self._stroke(bold)
-        self.draw.text(xy, plain, font=font, fill=0, anchor=anchor, stroke_width=stroke, stroke_fill=0)
+        smear = self._smear(bold)
+        for dx in range(smear + 1):
+            self.draw.text((xy[0] + dx, xy[1]), plain, font=font, fill=0, anchor=anchor)
         if record and plain.strip():
             self.lines.append(plain)
             self.dimensions.extend(dims)
             self.references.extend(refs)
-        box = self.draw.textbbox(xy, plain, font=font, anchor=anchor, stroke_width=stroke)
-        return int(box[0]), int(box[1]), int(box[2]), int(box[3])
+        box = self.draw.textbbox(xy, plain, font=font, anchor=anchor)
+        return int(box[0]), int(box[1]), int(box[2]) + smear, int(box[3])
 
     def line(self, points: Sequence[tuple[float, float]], width: int = 1) -> None:
         self.draw.line(list(points), fill=0, width=width)
@@ -229,6 +229,9 @@ def _title_bubble(
     """Detail title: a split circle (detail number over sheet number), an underlined title
     and the scale under the line, as on nearly every US drawing set."""
     radius = int(sheet.size * 1.5)
+    if bubble is not None:
+        # The circle grows to hold long sheet numbers (`FP-2.13`) instead of clipping them.
+        radius = max(radius, sheet.measure(bubble[1], size=int(sheet.size * 0.8))[0] // 2 + sheet.size // 2)
     title_x = x
     if bubble is not None:
         cx, cy = x + radius, y + radius
@@ -261,16 +264,16 @@ def _hatch(sheet: _Sheet, box: tuple[float, float, float, float], spacing: int) 
         offset += spacing
 
 
-def _batt(sheet: _Sheet, box: tuple[float, float, float, float]) -> None:
-    """Batt insulation symbol: a looping sine down the cavity."""
+def _batt(sheet: _Sheet, box: tuple[float, float, float, float], horizontal: bool = False) -> None:
+    """Batt insulation symbol: a sine wave along the cavity, as thick as the cavity."""
     x1, y1, x2, y2 = box
-    width = x2 - x1
-    period = max(width * 0.9, 10)
+    across, along = (y2 - y1, x2 - x1) if horizontal else (x2 - x1, y2 - y1)
+    period = max(across * 0.9, 10)
     points = []
-    steps = int((y2 - y1) / 2)
-    for i in range(steps + 1):
-        y = y1 + i * 2
-        points.append((x1 + width / 2 + (width / 2 - 2) * math.sin(2 * math.pi * (y - y1) / period), y))
+    for i in range(int(along / 2) + 1):
+        t = i * 2
+        offset = across / 2 + (across / 2 - 2) * math.sin(2 * math.pi * t / period)
+        points.append((x1 + t, y1 + offset) if horizontal else (x1 + offset, y1 + t))
     sheet.line(points)
 
 
@@ -383,7 +386,9 @@ def render_notes(
     return sheet.finish(title)
 
 
-def _layer_pattern(sheet: _Sheet, name: str, box: tuple[float, float, float, float], rng: random.Random) -> None:
+def _layer_pattern(
+    sheet: _Sheet, name: str, box: tuple[float, float, float, float], rng: random.Random
+) -> None:
     lowered = name.lower()
     if "brick" in lowered or "masonry" in lowered or "cmu" in lowered:
         _hatch(sheet, box, max(6, sheet.size // 2))
@@ -494,10 +499,19 @@ def render_detail(
         wall = (left + width * 0.55, top - font_size * 4, right, bottom)
         sheet.rect(wall, width=2)
         _hatch(sheet, wall, max(6, font_size // 2))
-        sheet.line([(wall[0] - font_size, wall[1]), (wall[2] + font_size, wall[1] - font_size)], width=2)
+        # Coping: a bent plate over the wall, lapping down both faces.
+        lip = font_size
+        sheet.line(
+            [(wall[0] - lip // 2, wall[1] + lip), (wall[0] - lip // 2, wall[1] - 4), (wall[2] + lip // 2, wall[1] - 4),
+             (wall[2] + lip // 2, wall[1] + lip)],
+            width=2,
+        )  # fmt: skip
         roof = (left, bottom - font_size * 2, wall[0], bottom)
         sheet.rect(roof, width=2)
-        _batt(sheet, (left, roof[1] - font_size * 2, wall[0], roof[1]))
+        insulation = (left, roof[1] - font_size * 2, wall[0], roof[1])
+        sheet.rect(insulation)
+        _batt(sheet, insulation, horizontal=True)
+        targets = [wall, roof, insulation]
     else:
         body = (left, top, right, bottom)
         sheet.rect(body, width=2)
@@ -508,9 +522,17 @@ def render_detail(
             bars = max(3, int(width / (font_size * 3)))
             for i in range(bars):
                 bx = left + cover + (width - 2 * cover) * i / (bars - 1)
-                sheet.draw.ellipse((bx - 4, y + 3, bx + 4, y + 11) if y < bottom - cover else (bx - 4, y - 11, bx + 4, y - 3), fill=0)
+                sheet.draw.ellipse(
+                    (bx - 4, y + 3, bx + 4, y + 11)
+                    if y < bottom - cover
+                    else (bx - 4, y - 11, bx + 4, y - 3),
+                    fill=0,
+                )
+        targets = [body]
         if geometry == "footing":
-            sheet.rect((left + width * 0.35, top - font_size * 5, left + width * 0.65, top), width=2)
+            pier = (left + width * 0.35, top - font_size * 5, left + width * 0.65, top)
+            sheet.rect(pier, width=2)
+            targets.append(pier)
 
     # Callouts to the right with leaders into the element.
     step = (bottom - top + font_size * 4) / max(len(callouts), 1)
@@ -518,7 +540,8 @@ def render_detail(
     for index, callout in enumerate(callouts):
         ty = top - font_size * 2 + step * (index + 0.5)
         box = sheet.text((text_x, ty), callout, anchor="lm")
-        target = (rng.uniform(left + width * 0.3, right - font_size), rng.uniform(top + 4, bottom - 4))
+        aim = targets[index % len(targets)]
+        target = (rng.uniform(aim[0] + 4, aim[2] - 4), rng.uniform(aim[1] + 4, aim[3] - 4))
         _leader(sheet, (box[0] - 6, ty), target)
 
     # Horizontal chain under the element.
@@ -548,7 +571,7 @@ def render_detail(
 # -- the demo project ---------------------------------------------------------------------
 
 _A501_REFLECTION = (
-    "A-501 collects the exterior and interior wall sections for the east wing, drawn at 3/4\" = 1'-0\". "
+    'A-501 collects the exterior and interior wall sections for the east wing, drawn at 3/4" = 1\'-0". '
     "Wall types W1 (brick veneer on metal studs) and W3 (one-hour rated partition) are detailed here, "
     "with the door schedule for the corridor doors at the right edge of the sheet. "
     "Parapet and base-of-wall details are keyed back to plans on A-101 and structure on S-301; "
@@ -580,7 +603,13 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
             (0.04, 0.06, 0.30, 0.52),
             render_wall_section(
                 "TYPICAL EXTERIOR WALL - W1",
-                [("brick", '{3 5/8"}'), ("air", '{1"}'), ("insulation", '{2"}'), ("stud", '{6"}'), ("gwb", '{5/8"}')],
+                [
+                    ("brick", '{3 5/8"}'),
+                    ("air", '{1"}'),
+                    ("insulation", '{2"}'),
+                    ("stud", '{6"}'),
+                    ("gwb", '{5/8"}'),
+                ],
                 ["{4'-6\"}", "{3'-0\"}", "{1200 mm}"],
                 [
                     'BRICK VENEER W/ TIES @ {16"} O.C.',
@@ -590,7 +619,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
                     "SEE [3/A501|Detail 3/A501]",
                 ],
                 bubble=("1", "A501"),
-                scale="SCALE: {3/4\"} = {1'-0\"}",
+                scale='SCALE: {3/4"} = {1\'-0"}',
                 font_size=size,
                 seed=1,
             ),
@@ -604,7 +633,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
             render_wall_section(
                 "1-HOUR RATED PARTITION - W3",
                 [("gwb", '{5/8"}'), ("insulation", '{3 5/8"}'), ("gwb", '{5/8"}')],
-                ["{9'-0\"}", "{6\"}"],
+                ["{9'-0\"}", '{6"}'],
                 [
                     '{5/8"} TYPE X GWB EACH SIDE',
                     "SOUND ATTENUATION BATTS",
@@ -612,7 +641,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
                     "SEALANT PER [07 92 00]",
                 ],
                 bubble=("2", "A501"),
-                scale="SCALE: {1 1/2\"} = {1'-0\"}",
+                scale='SCALE: {1 1/2"} = {1\'-0"}',
                 font_size=size,
                 seed=2,
             ),
@@ -625,11 +654,16 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
             (0.60, 0.06, 0.18, 0.30),
             render_detail(
                 "PARAPET DETAIL",
-                ["METAL COPING", "{1/2\"} PLYWOOD SHEATHING", "SEE [5/A501|Detail 5/A501]", "TAPERED INSULATION"],
+                [
+                    "METAL COPING",
+                    '{1/2"} PLYWOOD SHEATHING',
+                    "SEE [5/A501|Detail 5/A501]",
+                    "TAPERED INSULATION",
+                ],
                 ["{2'-8\"}", "{1'-4\"}"],
                 ["{3'-6\"}"],
                 bubble=("3", "A501"),
-                scale="SCALE: {1 1/2\"} = {1'-0\"}",
+                scale='SCALE: {1 1/2"} = {1\'-0"}',
                 geometry="parapet",
                 font_size=size,
                 seed=3,
@@ -645,9 +679,9 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
                 "BASE OF WALL AT SLAB EDGE",
                 ['#4 @ {12"} O.C. E.W.', '{3"} CLR.', "SEE [S-301]", "VAPOR RETARDER PER [07 26 00]"],
                 ["{1'-0\"}", "{2'-0\"}"],
-                ["{8\"}"],
+                ['{8"}'],
                 bubble=("4", "A501"),
-                scale="SCALE: {1\"} = {1'-0\"}",
+                scale='SCALE: {1"} = {1\'-0"}',
                 geometry="footing",
                 font_size=size,
                 seed=4,
@@ -720,7 +754,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
                 [
                     "PANELBOARDS SHALL COMPLY WITH SECTION [26 24 16].",
                     "MOUNT TOP OF PANEL AT {6'-6\"} AFF MAXIMUM.",
-                    "PROVIDE {36\"} CLEAR WORKING SPACE IN FRONT OF EACH PANEL.",
+                    'PROVIDE {36"} CLEAR WORKING SPACE IN FRONT OF EACH PANEL.',
                     "FEEDER SIZES PER RISER DIAGRAM, SEE [E-501].",
                 ],
                 font_size=size,
@@ -755,7 +789,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
                 [
                     "ALL WORK SHALL COMPLY WITH THE 2021 IBC AND LOCAL AMENDMENTS.",
                     "DIMENSIONS ARE TO FACE OF STUD UNLESS NOTED OTHERWISE.",
-                    "GYPSUM BOARD ASSEMBLIES PER SECTION [09 21 16]; PROVIDE {5/8\"} TYPE X GWB AT RATED WALLS.",
+                    'GYPSUM BOARD ASSEMBLIES PER SECTION [09 21 16]; PROVIDE {5/8"} TYPE X GWB AT RATED WALLS.',
                     "FIRESTOPPING PER SECTION [07 84 00]. SEE [3/A501|Detail 3/A501] FOR HEAD OF WALL.",
                     'REINFORCE SLAB EDGES WITH #4 @ {12"} O.C., SEE [S-301].',
                     "DO NOT SCALE DRAWINGS.",
@@ -791,7 +825,7 @@ def _demo_crops() -> list[tuple[str, str, str, str, tuple[float, float, float, f
             render_notes(
                 "FIRE-RATED ASSEMBLY NOTES",
                 [
-                    "1-HOUR PARTITIONS: {5/8\"} TYPE X GWB EACH SIDE OF {3 5/8\"} 20 GA. STUDS.",
+                    '1-HOUR PARTITIONS: {5/8"} TYPE X GWB EACH SIDE OF {3 5/8"} 20 GA. STUDS.',
                     "EXTEND RATED PARTITIONS TO DECK, SEE [2/A501|Detail 2/A501].",
                     "LABEL RATED WALLS ABOVE CEILING AT {10'-0\"} O.C. MAXIMUM.",
                 ],
@@ -833,7 +867,7 @@ _SPEC_SECTIONS = (
 )  # fmt: skip
 _MATERIALS = (
     ("concrete", "CAST-IN-PLACE CONCRETE"),
-    ("cmu", "8\" CMU"),
+    ("cmu", '8" CMU'),
     ("insulation", "MINERAL WOOL"),
     ("stud", "WOOD STUDS"),
     ("gwb", "GYPSUM SHEATHING"),
@@ -876,7 +910,13 @@ def _dimension(rng: random.Random) -> str:
     if style == 6:
         unit = rng.choice((" mm", "MM", " mm", "mm"))
         return f"{rng.choice((90, 150, 200, 450, 600, 900, 1500, 2400, 3050))}{unit}"
-    return rng.choice((f"{rng.randint(1, 9)}.{rng.randint(1, 9)} m", f"{rng.randint(10, 99)}.5 mm", f"{rng.randint(1, 3)}.25\""))
+    return rng.choice(
+        (
+            f"{rng.randint(1, 9)}.{rng.randint(1, 9)} m",
+            f"{rng.randint(10, 99)}.5 mm",
+            f'{rng.randint(1, 3)}.25"',
+        )
+    )
 
 
 def _dim(rng: random.Random) -> str:
@@ -970,7 +1010,7 @@ def _held_out_detail(rng: random.Random, size: int, face: str, seed: int) -> Ren
         [_dim(rng) for _ in range(rng.randint(1, 3))],
         [_dim(rng) for _ in range(rng.randint(0, 2))],
         bubble=(str(rng.randint(1, 12)), _sheet_id(rng)),
-        scale=rng.choice(("NTS", None, "SCALE: {3/4\"} = {1'-0\"}")),
+        scale=rng.choice(("NTS", None, 'SCALE: {3/4"} = {1\'-0"}')),
         geometry=rng.choice(("slab", "footing", "parapet")),
         font_size=size,
         face=face,

@@ -118,7 +118,7 @@ async def test_the_socket_guard_itself_bites() -> None:
 async def test_wall_section_dimensions_and_detail_reference(described: dict[str, Any]) -> None:
     output: EnrichmentOutput = described[WALL]
     content = section(output.rich_description, "## Extracted Content")
-    for dimension in ("4'-6\"", "5/8\"", "1200 mm", "3'-0\""):
+    for dimension in ("4'-6\"", '5/8"', "1200 mm", "3'-0\""):
         assert f"- {dimension}" in content, dimension
     assert "Detail 3/A501" in output.cross_references
     assert "- Detail 3/A501" in section(output.rich_description, "## Cross-References")
@@ -170,7 +170,9 @@ async def test_own_sheet_in_the_title_bubble_is_not_a_cross_reference(described:
     assert "A501" not in described[WALL].cross_references
 
 
-@pytest.mark.parametrize("payload", [b"", b"<html>502 Bad Gateway</html>", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40])
+@pytest.mark.parametrize(
+    "payload", [b"", b"<html>502 Bad Gateway</html>", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40]
+)
 async def test_unreadable_crop_is_a_permanent_rejection(payload: bytes) -> None:
     item = EnrichmentInput("p", payload, None, "A-501 Wall Sections", "Architectural", "Broken")
     with network_forbidden() as attempts, pytest.raises(PermanentFailure) as failure:
@@ -212,7 +214,7 @@ async def test_embedder_is_deterministic_unit_and_ranks_related_text_higher() ->
     with network_forbidden() as attempts:
         query = await embedder.embed("5/8 inch type X gypsum board on metal studs, rated wall")
         again = await embedder.embed("5/8 inch type X gypsum board on metal studs, rated wall")
-        related = await embedder.embed("One-hour rated partition: 5/8\" TYPE X GWB each side of metal studs")
+        related = await embedder.embed('One-hour rated partition: 5/8" TYPE X GWB each side of metal studs')
         unrelated = await embedder.embed("Panel LP-1A: 20A/1P breakers, #12 wire, lighting circuits 277/480V")
         empty = await embedder.embed("")
     assert attempts == []
@@ -221,7 +223,7 @@ async def test_embedder_is_deterministic_unit_and_ranks_related_text_higher() ->
         assert len(vector) == EMBEDDING_DIMENSIONS
         assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-9)
     assert _cosine(query.vector, related.vector) > _cosine(query.vector, unrelated.vector) + 0.1
-    assert query.total_tokens == 14 and empty.total_tokens == 0
+    assert query.total_tokens == 11 and empty.total_tokens == 0
 
 
 def test_embedding_does_not_depend_on_the_process_hash_seed() -> None:

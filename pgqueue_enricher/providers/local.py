@@ -71,11 +71,15 @@ def _get_engine() -> Any:
             from rapidocr_onnxruntime import RapidOCR
         except ImportError as exc:
             raise PermanentFailure(
-                "config", f"ENRICHER_PROVIDER=local needs rapidocr-onnxruntime, which is not installed: {INSTALL_HINT}"
+                "config",
+                f"ENRICHER_PROVIDER=local needs rapidocr-onnxruntime, which is not installed: {INSTALL_HINT}",
             ) from exc
         # "max" keeps the detector at the crop's own resolution (we enlarge small crops
         # ourselves); the default "min" would blow every crop up to 736 px on its short side.
-        _engine = RapidOCR(det_limit_type="max", det_limit_side_len=2000, print_verbose=False)
+        # A lower box threshold keeps short labels such as a lone `2"` under a dimension line.
+        _engine = RapidOCR(
+            det_limit_type="max", det_limit_side_len=MAX_OCR_SIDE, det_box_thresh=0.3, print_verbose=False
+        )
     return _engine
 
 
@@ -141,7 +145,9 @@ def _decode(data: bytes, max_pixels: int) -> Any:
         import numpy as np
         from PIL import Image
     except ImportError as exc:
-        raise PermanentFailure("config", f"ENRICHER_PROVIDER=local needs Pillow and numpy: {INSTALL_HINT}") from exc
+        raise PermanentFailure(
+            "config", f"ENRICHER_PROVIDER=local needs Pillow and numpy: {INSTALL_HINT}"
+        ) from exc
     if not data:
         raise PermanentFailure("crop_rejected", "crop is empty (0 bytes)")
     try:
@@ -163,7 +169,9 @@ def _decode(data: bytes, max_pixels: int) -> Any:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise PermanentFailure("crop_rejected", f"crop is not a readable image: {exc}") from None
     if min(gray.shape) < 4:
-        raise PermanentFailure("crop_rejected", f"crop is too small to read ({gray.shape[1]}x{gray.shape[0]} px)")
+        raise PermanentFailure(
+            "crop_rejected", f"crop is too small to read ({gray.shape[1]}x{gray.shape[0]} px)"
+        )
     return gray
 
 
@@ -207,7 +215,9 @@ def _text_height(boxes: Any) -> float:
 
     if boxes is None or len(boxes) == 0:
         return 0.0
-    return float(statistics.median(min(np.linalg.norm(b[0] - b[3]), np.linalg.norm(b[0] - b[1])) for b in boxes))
+    return float(
+        statistics.median(min(np.linalg.norm(b[0] - b[3]), np.linalg.norm(b[0] - b[1])) for b in boxes)
+    )
 
 
 Recognised = tuple["np.ndarray", str, float, list[Any], list[str]]
@@ -299,16 +309,50 @@ _ATTACH_LEFT = frozenset("'\".,:;)/-\u2033\u2032\u201d\u2019")
 _ATTACH_RIGHT = frozenset("(#/-$")
 
 
-def _space_allowed(left: str, right: str) -> bool:
-    return left not in _ATTACH_RIGHT and right not in _ATTACH_LEFT
+# Word-gap thresholds, tuned on rendered crops in five fonts (bench/local_quality.py and
+# the word-level agreement with the renderer's text): a blank run is a candidate space
+# when it is at least GAP_FACTOR of the box height, or EMITTED_FACTOR of the spaces the
+# recogniser did emit on that line; it becomes a space when the character pitch jumps
+# there by PITCH_JUMP (LETTER_PITCH_JUMP between letters, which also need LETTER_GAP times
+# the line's typical inter-letter gap).
+GAP_FACTOR = 0.21
+EMITTED_FACTOR = 0.6
+PITCH_JUMP = 1.35
+LETTER_PITCH_JUMP = 1.2
+LETTER_GAP = 1.5
 
 
-def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.ndarray, ink: np.ndarray) -> str:
+def _is_word_gap(
+    left: str, right: str, gap: float, threshold: float, step: float, pitch: float, typical_gap: float
+) -> bool:
+    """Whether a blank run of `gap` px between two characters `step` px apart is a space."""
+    if " " in (left, right) or left in _ATTACH_RIGHT or right in _ATTACH_LEFT:
+        return False
+    if left.isdigit() and right.isdigit():
+        # "16" must never become "1 6": glued whole-and-fraction numbers (`35/8"`) are split
+        # by the dimension rules instead, where the fraction says where the cut goes.
+        return False
+    if left in '",;:':
+        # Punctuation is narrow, so a space after it barely moves the pitch: pixels decide.
+        return gap >= threshold
+    if left == ".":
+        # ...more strictly after a full stop, which also sits inside `O.C.` and `A.F.F.`.
+        return gap >= 1.5 * threshold
+    if left.isalpha() and right.isalpha() and left != right:
+        # Between letters the gap is the better witness; a doubled wide letter (`MM`) has
+        # a large pitch and gap of its own, so it gets the stricter test below.
+        return gap >= max(threshold, LETTER_GAP * typical_gap) and step >= LETTER_PITCH_JUMP * pitch
+    return step >= PITCH_JUMP * pitch
+
+
+def _restore_spaces(
+    text: str, char_boxes: list[Any], chars: list[str], box: np.ndarray, ink: np.ndarray
+) -> str:
     """The recogniser (trained mostly on Chinese) often drops the spaces between English
-    words: `SEE3/A501`, `BRICKVENEER`. Two signals together restore them: a blank gap in the
-    pixels wider than a third of the text height, and a jump in the recogniser's character
-    pitch at that gap. Neither alone is enough: a narrow `1` leaves as much blank space as a
-    word gap, and the character positions are too coarse to locate a gap by themselves."""
+    words: `SEE3/A501`, `BRICKVENEER`. Two signals together restore them: a blank run in
+    the pixels wide enough for a space, and a jump in the recogniser's character pitch at
+    that run. Neither alone is enough: a narrow `1` leaves as much blank space as a word
+    gap, and the character positions are too coarse to locate a gap by themselves."""
     import numpy as np
 
     if len(chars) != len(char_boxes) or "".join(chars) != text or len(chars) < 3:
@@ -320,9 +364,6 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
     region = ink[y0:y1, x0:x1].copy()
     # Long horizontal strokes (dimension lines, underlines, rules) would bridge every gap.
     region[region.mean(axis=1) > 0.5] = False
-    rows = np.flatnonzero(region.any(axis=1))
-    if rows.size == 0:
-        return text
     columns = region.any(axis=0)
     inked = np.flatnonzero(columns)
     if inked.size == 0:
@@ -338,7 +379,7 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
             run_start = None
     centres = [float(np.asarray(cb, dtype=float)[:, 0].mean()) for cb in char_boxes]
     # Where the recogniser did emit spaces, their gaps show how wide a space is in this
-    # font at this size; without any, fall back to a third of the text height.
+    # font at this size.
     emitted = [
         end - start
         for i, ch in enumerate(chars)
@@ -346,15 +387,19 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
         for start, end in gaps
         if start <= centres[i] <= end or centres[i - 1] < (start + end) / 2 < centres[i + 1]
     ]
-    threshold = max(2.0, 0.3 * (rows[-1] - rows[0] + 1))
+    # The detector's box height is a steadier measure of the text size than the ink, which
+    # rules, leaders and descenders inflate.
+    box_height = min(float(np.linalg.norm(box[0] - box[3])), float(y1 - y0))
+    threshold = max(2.0, GAP_FACTOR * box_height)
     if emitted:
-        threshold = max(threshold, 0.7 * statistics.median(emitted))
+        threshold = max(threshold, EMITTED_FACTOR * statistics.median(emitted))
     pitches = [
         centres[i + 1] - centres[i] for i in range(len(chars) - 1) if chars[i] != " " and chars[i + 1] != " "
     ]
     if not pitches:
         return text
     pitch = statistics.median(pitches)
+    typical_gap = statistics.median(end - start for start, end in gaps) if gaps else 0.0
     insert_after: set[int] = set()
     for start, end in gaps:
         if end - start < threshold:
@@ -362,18 +407,8 @@ def _restore_spaces(text: str, char_boxes: list[Any], chars: list[str], box: np.
         middle = (start + end) / 2
         for i in range(len(chars) - 1):
             if centres[i] < middle < centres[i + 1]:
-                # Punctuation is narrow, so a space after it barely moves the pitch; the
-                # pixels alone decide there (a little more strictly after a full stop,
-                # which also sits inside abbreviations such as `O.C.`).
                 step = centres[i + 1] - centres[i]
-                wide = (
-                    # Digits share one width in drawing fonts, so between two digits only a
-                    # clear jump in pitch is a space: `16` must never become `1 6`.
-                    (step >= 1.6 * pitch if chars[i].isdigit() and chars[i + 1].isdigit() else step >= 1.35 * pitch)
-                    or (chars[i] in "\",;:" and end - start >= threshold)
-                    or (chars[i] == "." and end - start >= 1.5 * threshold)
-                )
-                if chars[i] != " " and chars[i + 1] != " " and _space_allowed(chars[i], chars[i + 1]) and wide:
+                if _is_word_gap(chars[i], chars[i + 1], end - start, threshold, step, pitch, typical_gap):
                     insert_after.add(i)
                 break
     if not insert_after:
@@ -410,17 +445,21 @@ _CHAR_FIXES = str.maketrans(
     }
 )
 # A degree sign straight after a fraction is a misread inch mark ("3/4°" for 3/4").
-_DEGREE_AS_INCH = re.compile(r"(?<=\d/\d)\u00b0|(?<=\d/\d\d)\u00b0")
+_DEGREE_AS_INCH = re.compile(r"(?<=\d/\d)\u00b0|(?<=\d/\d\d)\u00b0|(?<=['\-]\d)\u00b0|(?<=['\-]\d\d)\u00b0")
+# An inch mark straight before "-6\"" is a misread foot mark: `7"-0"` is 7'-0".
+_INCH_AS_FOOT = re.compile(r"(?<=\d)\"(?= ?- ?\d{1,2}(?: \d{1,2}/\d{1,2})? ?\")")
 _DOUBLE_SINGLE = re.compile(r"''")
-# Letter O read in place of zero inside numbers and sheet ids: "1'-O\"", "A5O1".
+# Zero read in place of the letter O inside words ("SECTI0N", "0.C.")...
 _ZERO_IN_WORD = re.compile(r"(?<=[A-Z])0(?=[A-Z])|\b0(?=\.C\.)")
-_O_IN_NUMBER = re.compile(r"(?<=[\d'\-])[Oo](?=[\d\"])|(?<=\d)[Oo](?=\d|\s?mm)")
+# ...and the letter O in place of zero inside numbers and sheet ids ("1'-O\"", "A5O1", "O72100").
+_O_IN_NUMBER = re.compile(r"(?<=[\d'\-])[Oo](?=[\d\"])|(?<=\d)[Oo](?=\d|\s?mm)|\b[Oo](?=\d{2})")
 
 
 def _normalise_ocr_text(text: str) -> str:
     text = _DEGREE_AS_INCH.sub('"', text)
     text = unicodedata.normalize("NFKC", text.translate(_CHAR_FIXES)).translate(_CHAR_FIXES)
     text = _DOUBLE_SINGLE.sub('"', text)
+    text = _INCH_AS_FOOT.sub("'", text)
     text = _O_IN_NUMBER.sub("0", text)
     text = _ZERO_IN_WORD.sub("O", text)
     return " ".join(text.split())
@@ -447,7 +486,9 @@ def group_lines(boxes: list[TextBox], ink: Any = None) -> list[TextLine]:
             best.boxes.append(box)
     for line in lines:
         line.boxes.sort(key=lambda b: b.x0)
-        line.joins = [_join(left, right, ink) for left, right in zip(line.boxes, line.boxes[1:], strict=False)]
+        line.joins = [
+            _join(left, right, ink) for left, right in zip(line.boxes, line.boxes[1:], strict=False)
+        ]
     lines.sort(key=lambda line: (line.y0 + line.y1) / 2)
     return lines
 
@@ -561,13 +602,20 @@ _FEET_INCHES = re.compile(
     r"(?<![\d/.])(?P<ft>\d{1,3}) ?' ?(?:- ?)?(?P<inch>\d{1,2})"
     r"(?:(?: |-)?(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}))? ?\""
 )
-_WHOLE_AND_FRACTION = re.compile(_NOT_BEFORE + r"(?P<w>\d{1,2})(?: |-)(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}) ?\"")
+_WHOLE_AND_FRACTION = re.compile(
+    _NOT_BEFORE + r"(?P<w>\d{1,2})(?: |-)(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}) ?\""
+)
 _FRACTION = re.compile(_NOT_BEFORE + r"(?P<num>\d{1,3}) ?/ ?(?P<fd>\d{1,2}) ?\"")
 _DECIMAL_INCHES = re.compile(r"(?<![\d.])(?P<n>\d{1,3}\.\d{1,3}) ?\"")
 _METRIC = re.compile(
-    r"(?<![\d.,])(?P<n>\d{1,5}(?:[.,]\d{1,3})?) ?(?:(?P<mm>[mM][mM])(?![mM])|(?P<u>cm|CM|m|M)(?![A-Za-z]))"
+    r"(?<![\d.,])(?P<n>\d{1,5}(?:[.,]\d{1,3})?) ?(?:(?P<mm>[mM][mM])(?![mM])|(?P<mm2>[mM] [mM])(?![A-Za-z])"
+    r"|(?P<u>cm|CM|m|M)(?![A-Za-z]))"
 )
 _FEET = re.compile(r"(?<![\d/.])(?P<ft>\d{1,3}) ?'(?! ?-? ?\d)")
+# A foot mark and a dash make a dimension even when OCR loses the inch mark: `2'-7`.
+_FEET_INCHES_NO_INCH_MARK = re.compile(
+    r"(?<![\d/.])(?P<ft>\d{1,3}) ?' ?- ?(?P<inch>\d{1,2})(?:(?: |-)(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}))?(?![\d/'\"])"
+)
 # OCR loses the foot mark more often than any other character: `4-11"` is 4'-11".
 _FEET_INCHES_NO_MARK = re.compile(
     r"(?<![\d/.'\-])(?P<ft>\d{1,2})-(?P<inch>\d{1,2}?)(?: ?(?P<fn>\d{1,2}) ?/ ?(?P<fd>\d{1,2}))? ?\""
@@ -585,7 +633,7 @@ def _split_improper(num: str, denominator: int) -> tuple[str, str] | None:
 
 
 def _dimension_label(pattern: re.Pattern[str], match: re.Match[str]) -> str | None:
-    if pattern is _FEET_INCHES or pattern is _FEET_INCHES_NO_MARK:
+    if pattern in (_FEET_INCHES, _FEET_INCHES_NO_MARK, _FEET_INCHES_NO_INCH_MARK):
         if int(match["inch"]) > 11:
             return None
         inches = match["inch"]
@@ -595,32 +643,33 @@ def _dimension_label(pattern: re.Pattern[str], match: re.Match[str]) -> str | No
     if pattern is _WHOLE_AND_FRACTION:
         if int(match["fd"]) not in _INCH_DENOMINATORS or int(match["fn"]) >= int(match["fd"]):
             return None
-        return f"{match['w']} {match['fn']}/{match['fd']}\""
+        return f'{match["w"]} {match["fn"]}/{match["fd"]}"'
     if pattern is _FRACTION:
         denominator = int(match["fd"])
         if denominator not in _INCH_DENOMINATORS:
             return None
         if 0 < int(match["num"]) < denominator:
-            return f"{int(match['num'])}/{denominator}\""
+            return f'{int(match["num"])}/{denominator}"'
         split = _split_improper(match["num"], denominator)
-        return f"{split[0]} {split[1]}/{denominator}\"" if split else None
+        return f'{split[0]} {split[1]}/{denominator}"' if split else None
     if pattern is _DECIMAL_INCHES:
-        return f"{match['n']}\""
+        return f'{match["n"]}"'
     if pattern is _METRIC:
-        unit = "mm" if match["mm"] else match["u"].lower()
+        unit = "mm" if match["mm"] or match["mm2"] else match["u"].lower()
         if unit == "m" and "." not in match["n"] and "," not in match["n"] and len(match["n"]) > 2:
             return None  # "1200 M" is a misread, not twelve hundred metres
         return f"{match['n'].replace(',', '.')} {unit}"
     if pattern is _FEET:
         return f"{int(match['ft'])}'"
     if pattern is _INCHES:
-        return f"{int(match['n'])}\""
+        return f'{int(match["n"])}"'
     return None
 
 
 _DIMENSION_PATTERNS = (
     _FEET_INCHES,
     _FEET_INCHES_NO_MARK,
+    _FEET_INCHES_NO_INCH_MARK,
     _WHOLE_AND_FRACTION,
     _FRACTION,
     _DECIMAL_INCHES,
@@ -690,10 +739,12 @@ def _callout_label(kind: str, match: re.Match[str]) -> str:
         bars = " BARS" if match["bars"] else ""
         suffix = match["suffix"]
         tail = f" {_tidy(suffix).upper().replace('. ', '.')}" if suffix else ""
-        return f'#{match["bar"]}{bars} @ {dim} O.C.{tail}'
+        return f"#{match['bar']}{bars} @ {dim} O.C.{tail}"
     if kind == "board":
         product = match["product"].upper().replace(" ", "")
-        product = "GYP. BD." if product.startswith("GYP") else ("GYPSUM BOARD" if "GYPSUM" in product else "GWB")
+        product = (
+            "GYP. BD." if product.startswith("GYP") else ("GYPSUM BOARD" if "GYPSUM" in product else "GWB")
+        )
         return f"TYPE {match['type'].upper()} {product}"
     if kind == "gauge":
         what = f" {_tidy(match['what']).upper()}" if match["what"] else ""
@@ -729,7 +780,9 @@ def find_callouts(text: str) -> list[str]:
 # -- cross-references ---------------------------------------------------------------------
 
 # The recogniser drops spaces: "SECTION092116" must still read as section 09 21 16.
-_GLUED_SPEC = re.compile(r"(?i)(SECTION|SPEC\.?|SPECIFIED ?IN|PER|DIVISION)\s?(\d{2})(\d{2})(\d{2})(?!\d)")
+_GLUED_SPEC = re.compile(
+    r"(?i)(SECTION|SPEC\.?|SPECIFIED\s{0,2}IN|PER|DIVISION)(\s{0,2})(\d{2})(\d{2})(\d{2})(?!\d)"
+)
 
 
 # ...and glues lead words to what they point at: "SEESHEETS-301", "REFERTOA3.02",
@@ -740,8 +793,32 @@ _GLUED_LEAD = re.compile(
 )
 
 
-def _respace(line: str) -> str:
-    return _GLUED_LEAD.sub(r"\1 ", _GLUED_SPEC.sub(r"\1 \2 \3 \4", line))
+# ...and glues the next word to the end of a sheet id: "SEE 3/A501FOR HEAD OF WALL".
+_GLUED_TAIL = re.compile(
+    r"(?<=\d)(FOR|AT|AND|TO|ON|IN|WITH|OF|OR|TYP\.?|SIM\.?|UNO|U\.N\.O\.|EXCEPT|WHERE|BELOW|ABOVE)(?=\W|$)"
+)
+
+
+def _respace(text: str) -> str:
+    """Put back the spaces the references patterns need. Works on the whole text, lines
+    joined, because a wrapped note often leaves `SECTION` at the end of one line and the
+    number at the start of the next."""
+    text = _GLUED_SPEC.sub(r"\1\2\3 \4 \5", text)
+    return _GLUED_TAIL.sub(r" \1", _GLUED_LEAD.sub(r"\1 ", text))
+
+
+def _not_a_sheet(reference: str, text: str) -> bool:
+    """Sheet-shaped tokens that are something else wherever they occur: `AT40.5 mm` (OCR
+    glued `AT` to a measurement, the unit gives it away) and `UL DES. U419` (a fire-rated
+    assembly design number)."""
+    if not is_sheet_id(reference):
+        return False
+    pattern = (
+        r"(?P<design>(?:\bUL|DES\.|DESIGN) ?(?:NO\.? ?)?)?"
+        + re.escape(reference)
+        + r"(?P<unit> ?(?:mm|cm|m\b|\"|'))?"
+    )
+    return all(match["unit"] or match["design"] for match in re.finditer(pattern, text))
 
 
 def _compact(sheet: str) -> str:
@@ -757,8 +834,8 @@ def page_sheet_id(page_name: str) -> str | None:
 def find_cross_references(lines: list[str], own_sheet: str | None) -> list[str]:
     """References to other drawings and specs. A bare sheet id equal to the crop's own sheet
     (the number in its title bubble) is not a cross-reference; details on it are."""
-    text = "\n".join(_respace(line) for line in lines)
-    references = find_references(text)
+    text = _respace("\n".join(lines))
+    references = [r for r in find_references(text) if not _not_a_sheet(r, text)]
     if own_sheet:
         own = _compact(own_sheet)
         references = [r for r in references if not (is_sheet_id(r) and _compact(r) == own)]
@@ -790,13 +867,37 @@ def _kind_of_region(title: str, table: Table | None, lines: list[str], dimension
     return "a drawing region"
 
 
-def _title_line(lines: list[TextLine]) -> str | None:
-    """The drawing's own title is usually the tallest text in the crop."""
-    candidates = [line for line in lines if any(ch.isalpha() for ch in line.text())]
-    if not candidates:
-        return None
-    tallest = max(candidates, key=lambda line: max(b.height for b in line.boxes))
-    return " ".join(tallest.text().split())
+def _letter_height(box: TextBox, ink: Any) -> float:
+    """Height of the lettering itself: detector boxes grow with nearby rules and leaders,
+    the ink rows that carry most of the strokes do not."""
+    if ink is None:
+        return box.height
+    region = ink[int(max(box.y0, 0)) : int(math.ceil(box.y1)), int(max(box.x0, 0)) : int(math.ceil(box.x1))]
+    if region.size == 0:
+        return box.height
+    counts = region.sum(axis=1)
+    counts[counts > 0.5 * region.shape[1]] = 0  # rules and underlines
+    if counts.max() == 0:
+        return box.height
+    rows = [i for i, count in enumerate(counts) if count >= 0.2 * counts.max()]
+    return float(rows[-1] - rows[0] + 1)
+
+
+def _title_line(lines: list[TextLine], ink: Any) -> str | None:
+    """The drawing's own title is usually the tallest lettering in the crop (drawn larger
+    and bold); on a tie the upper line wins, as titles head schedules and notes."""
+    best: tuple[int, TextLine] | None = None
+    for line in lines:
+        worded = [b for b in line.boxes if sum(ch.isalpha() for ch in b.text) >= 3]
+        if worded:
+            height = round(max(_letter_height(b, ink) for b in worded))
+            if best is None or height > best[0]:
+                best = (height, line)
+    return " ".join(best[1].text().split()) if best else None
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\W", "", text).upper()
 
 
 def _plural(count: int, noun: str) -> str:
@@ -815,8 +916,11 @@ class Analysis:
 
 
 def analyse(page: OcrPage, page_name: str) -> Analysis:
-    """Everything the rules can pull out of the OCR boxes."""
-    lines = group_lines(page.boxes, page.ink)
+    """Everything the rules can pull out of the OCR boxes. A lone symbol (`△` read off
+    aggregate hatching, `+` off a tick) is drawing, not text: it stays out of the lines
+    and, when the reading is unsure, shows up only in the low-confidence note."""
+    readable = [b for b in page.boxes if len(b.text) > 1 or b.text.isalnum()]
+    lines = group_lines(readable, page.ink)
     texts = [line.text() for line in lines]
     dimensions: list[str] = []
     callouts: list[str] = []
@@ -829,7 +933,7 @@ def analyse(page: OcrPage, page_name: str) -> Analysis:
         callouts=list(dict.fromkeys(callouts)),
         references=find_cross_references(texts, page_sheet_id(page_name)),
         table=find_table(lines, page.ink),
-        title=_title_line(lines),
+        title=_title_line(lines, page.ink),
         low_confidence=[(b.text, b.confidence) for b in page.boxes if b.confidence < LOW_CONFIDENCE],
     )
 
@@ -846,7 +950,9 @@ def render_markdown(item: EnrichmentInput, analysis: Analysis) -> str:
     kind = _kind_of_region(item.pointer_title, analysis.table, analysis.lines, analysis.dimensions)
     found = []
     if analysis.table is not None:
-        found.append(f"a table of {len(analysis.table.rows) - 1} rows by {len(analysis.table.rows[0])} columns")
+        found.append(
+            f"a table of {len(analysis.table.rows) - 1} rows by {len(analysis.table.rows[0])} columns"
+        )
     if analysis.dimensions:
         found.append(_plural(len(analysis.dimensions), "dimension"))
     if analysis.callouts:
@@ -856,7 +962,7 @@ def render_markdown(item: EnrichmentInput, analysis: Analysis) -> str:
     description = [
         f"**{_md(item.pointer_title)}** on {_md(item.page_name)} ({_md(item.discipline_name)}) appears to be {kind}."
     ]
-    if analysis.title and analysis.title.strip().upper() != item.pointer_title.strip().upper():
+    if analysis.title and _squash(analysis.title) != _squash(item.pointer_title):
         description.append(f'Its drawn title reads "{_md(analysis.title)}".')
     if analysis.lines:
         summary = f"OCR read {_plural(len(analysis.lines), 'line')} of text"
@@ -894,8 +1000,12 @@ def render_markdown(item: EnrichmentInput, analysis: Analysis) -> str:
         "model: linework, hatching and symbols are not interpreted, and text is reported as read.",
     ]
     if analysis.low_confidence:
-        shown = "; ".join(f'"{_md(text)}" ({confidence:.2f})' for text, confidence in analysis.low_confidence[:20])
-        sections.append(f"- Low-confidence text (below {LOW_CONFIDENCE:.2f}), verify against the drawing: {shown}")
+        shown = "; ".join(
+            f'"{_md(text)}" ({confidence:.2f})' for text, confidence in analysis.low_confidence[:20]
+        )
+        sections.append(
+            f"- Low-confidence text (below {LOW_CONFIDENCE:.2f}), verify against the drawing: {shown}"
+        )
     else:
         sections.append("- No low-confidence text.")
     return "\n".join(sections).strip() + "\n"
