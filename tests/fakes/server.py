@@ -492,6 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
+        self._call_done()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -503,7 +504,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json; charset=UTF-8", headers)
 
+    def _call_done(self) -> None:
+        """Leave the service's in-flight count before the client can see the reply, so that
+        a client reacting to it at once never finds its finished call still counted."""
+        done, self._done = getattr(self, "_done", None), None
+        if done is not None:
+            done()
+
     def _drop(self) -> None:
+        self._call_done()
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -596,10 +605,11 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         fault = fake.gemini._begin(record)
+        self._done = fake.gemini._end
         try:
             self._gemini_reply(fault, model, record.title or "(untitled)")
         finally:
-            fake.gemini._end()
+            self._call_done()
 
     def _gemini_reply(self, fault: Fault, model: str, title: str) -> None:
         kind = fault.kind
@@ -714,10 +724,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(401, {"detail": "Provided API key is invalid."})
             return
         fault = fake.voyage._begin(record)
+        self._done = fake.voyage._end
         try:
             self._voyage_reply(fault, raw)
         finally:
-            fake.voyage._end()
+            self._call_done()
 
     def _voyage_reply(self, fault: Fault, raw: dict[str, Any]) -> None:
         fake = self.server.fake
@@ -779,10 +790,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"statusCode": "403", "error": "Unauthorized", "message": "Invalid Compact JWS"})
             return
         fault = fake.storage._begin(record)
+        self._done = fake.storage._end
         try:
             self._storage_reply(fault, f"{bucket}/{key}")
         finally:
-            fake.storage._end()
+            self._call_done()
 
     def _storage_reply(self, fault: Fault, object_key: str) -> None:
         fake = self.server.fake
@@ -837,6 +849,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, chunks: Iterable[bytes]) -> None:
         """A body without Content-Length (chunked), as a proxy that strips it would send."""
+        self._call_done()
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Transfer-Encoding", "chunked")
