@@ -9,6 +9,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -120,9 +121,15 @@ async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Wo
 
 
 def spawn_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    """A `pgqueue-enricher run` process. Its output goes to a file, never to a pipe that
+    nobody reads: a full pipe would block the worker's logging and so the worker itself."""
+    log = tempfile.NamedTemporaryFile(prefix="pgqe-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
         [sys.executable, "-m", "pgqueue_enricher", "run", *args],
         env=settings_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
+    process.log_path = log.name  # type: ignore[attr-defined]
+    return process
