@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import time
 
 import asyncpg
+import httpx
 
+from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
@@ -31,8 +35,6 @@ async def test_an_inserted_pointer_completes_within_a_second_through_the_notify_
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
     assert "## Description" in row["description"] and "Let me zoom" not in row["description"]
     assert "| Mark | Material | Thickness |" in row["description"]
-    import json
-
     assert json.loads(row["cross_references"]) == ["S-101", "Detail 4/A3.01", "09 21 16"]
     assert row["embedding"] is not None
     meta = json.loads(row["enrichment_metadata"])
@@ -148,8 +150,6 @@ async def test_an_embedding_failure_is_retried_without_paying_for_gemini_again(
         assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
     assert crops.gemini.calls == 1
     assert crops.voyage.calls == 2
-    import json
-
     meta = json.loads(await conn.fetchval("SELECT enrichment_metadata FROM pointers"))
     assert meta["reused_description"] is True and meta["attempt"] == 2
 
@@ -195,10 +195,6 @@ async def test_a_lost_database_connection_is_survived(
 async def test_metrics_and_healthz_are_served(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
-    import socket
-
-    from pgqueue_enricher.metrics import serve_metrics
-
     settings = worker_settings(provider_settings, db_url)
     _, page = await make_page(conn)
     async with running_worker(settings) as worker:
@@ -209,8 +205,6 @@ async def test_metrics_and_healthz_are_served(
             port = probe.getsockname()[1]
         server = await serve_metrics(worker, port, host="127.0.0.1")
         try:
-            import httpx
-
             async with httpx.AsyncClient() as client:
                 metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
                 health = await client.get(f"http://127.0.0.1:{port}/healthz")
@@ -226,10 +220,6 @@ async def test_metrics_and_healthz_are_served(
 async def test_without_a_working_listen_connection_polling_keeps_the_worker_correct(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
-    import socket
-
-    from pydantic import SecretStr
-
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
