@@ -9,6 +9,7 @@ import time
 
 import asyncpg
 import httpx
+from pydantic import SecretStr
 
 from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
