@@ -8,11 +8,8 @@ package, which needs nothing but pip and starts in about a second, also as root.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,13 +95,3 @@ def with_database_name(url: str, name: str) -> str:
 
     parsed = make_url(url).set(database=name)
     return parsed.render_as_string(hide_password=False)
-
-
-@contextlib.contextmanager
-def temporary_embedded(data_dir: Path) -> Iterator[DatabaseHandle]:
-    handle = start_embedded(data_dir, keep=False)
-    try:
-        yield handle
-    finally:
-        handle.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)

@@ -38,7 +38,6 @@ class DoorbellListener:
         self.health_interval = health_interval
         self.reply_timeout = reply_timeout
         self.max_backoff = max_backoff
-        self.healthy = False
         self.ready = asyncio.Event()  # set while LISTEN is proven to work
         self.connects = 0
         # A channel name is an identifier of at most 63 bytes: derive it from the worker id.
@@ -46,6 +45,10 @@ class DoorbellListener:
         self._conn: asyncpg.Connection | None = None
         self._reply: asyncio.Future[None] | None = None
         self._lost = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self.ready.is_set()
 
     def _on_notify(self, *_args: Any) -> None:
         self.doorbell.set()
@@ -83,7 +86,6 @@ class DoorbellListener:
                 conn = self._conn = await self._connect()
                 await self._round_trip(conn)
                 self.connects += 1
-                self.healthy = True
                 self.ready.set()
                 log.info("listener_ready", channel=CHANNEL, connects=self.connects)
                 backoff = 0.5
@@ -102,7 +104,6 @@ class DoorbellListener:
                 if self.healthy or not first_failure_logged:
                     log.warning("listener_degraded", reason=reason, fallback="polling", retry_in_s=backoff)
                     first_failure_logged = True
-                self.healthy = False
                 self.ready.clear()
             finally:
                 await self._close()

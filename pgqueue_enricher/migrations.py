@@ -6,10 +6,12 @@ The revisions only call `apply_sql`, so the SQL in sql/ stays the single source 
 from __future__ import annotations
 
 import io
+import os
+import sys
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import create_engine, inspect, pool, text
 
 from alembic import command, op
 from pgqueue_enricher.settings import ConfigError, plain_dsn
@@ -35,8 +37,6 @@ def apply_sql(relative_path: str, direction: str) -> None:
 
 def sqlalchemy_url(database_url: str | None) -> str:
     if database_url is None:
-        import os
-
         database_url = os.environ.get("DATABASE_URL")
         if not database_url:
             raise ConfigError("DATABASE_URL is not set: point it at the Postgres database to migrate")
@@ -44,11 +44,7 @@ def sqlalchemy_url(database_url: str | None) -> str:
 
 
 def alembic_config(database_url: str | None = None, stdout: io.TextIOBase | None = None) -> Config:
-    config = (
-        Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout)
-        if stdout
-        else Config(str(REPO_ROOT / "alembic.ini"))
-    )
+    config = Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout or sys.stdout)
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
     if database_url is not None:
         config.attributes["database_url"] = sqlalchemy_url(database_url)
@@ -73,8 +69,6 @@ def upgrade_sql(revision: str = "head") -> str:
 
 
 def current_revision(database_url: str) -> str | None:
-    from sqlalchemy import create_engine, inspect, pool
-
     engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:

@@ -27,7 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-EMBEDDING_DIMENSIONS = 1024
+from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
+
 ENRICHMENT_STATUSES = ("pending", "processing", "complete", "failed")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from pgqueue_enricher.models import ENRICHMENT_STATUSES
 from pgqueue_enricher.sqlfiles import query
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -183,7 +184,7 @@ async def count_unfinished(db: Executor) -> tuple[int, int]:
 
 async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
     """The shape of `status --json` (design.md, CLI)."""
-    counts = {status: 0 for status in ("pending", "processing", "complete", "failed")}
+    counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
     for row in await db.fetch(query("pointers_status_counts")):
         counts[row["status"]] = int(row["n"])
     queue_row = await db.fetchrow(query("pointers_status_queue"))
