@@ -45,10 +45,16 @@ class DoorbellListener:
         self._conn: asyncpg.Connection | None = None
         self._reply: asyncio.Future[None] | None = None
         self._lost = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     @property
     def healthy(self) -> bool:
         return self.ready.is_set()
+
+    def stop(self) -> None:
+        """End `run` at its next pause, even if a cancel of its task gets lost."""
+        self._stopping.set()
+        self._lost.set()
 
     def _on_notify(self, *_args: Any) -> None:
         self.doorbell.set()
@@ -80,7 +86,7 @@ class DoorbellListener:
     async def run(self) -> None:
         backoff = 0.5
         first_failure_logged = False
-        while True:
+        while not self._stopping.is_set():
             try:
                 self._lost.clear()
                 conn = self._conn = await self._connect()
@@ -94,6 +100,8 @@ class DoorbellListener:
                 while True:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._lost.wait(), self.health_interval)
+                    if self._stopping.is_set():
+                        return
                     if self._lost.is_set():
                         raise ConnectionError("listener connection closed")
                     await self._round_trip(conn)
@@ -107,7 +115,8 @@ class DoorbellListener:
                 self.ready.clear()
             finally:
                 await self._close()
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
             backoff = min(backoff * 2, self.max_backoff)
 
     async def _close(self) -> None:

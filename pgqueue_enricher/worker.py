@@ -85,6 +85,8 @@ class Worker:
         self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
+        # Set once in-flight work is settled: the side duties end at their next pause.
+        self.closing = asyncio.Event()
 
     # -- database access with reconnects ---------------------------------------------
 
@@ -126,9 +128,7 @@ class Worker:
         raise AssertionError("unreachable")
 
     async def _stopped_within(self, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop_event.wait(), seconds)
-        return self.stop_event.is_set()
+        return await _set_within(self.stop_event, seconds)
 
     # -- one pointer -------------------------------------------------------------------
 
@@ -227,8 +227,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         interval = max(self.lease / 3, 0.2)
         missed: set[uuid.UUID] = set()
-        while True:
-            await asyncio.sleep(interval)
+        while not await _set_within(self.closing, interval):
             ids = list(self.in_flight)
             if not ids:
                 missed = set()
@@ -255,7 +254,7 @@ class Worker:
 
     async def _rescue(self) -> None:
         interval = min(max(self.lease / 2, 0.5), 60.0)
-        while True:
+        while not self.closing.is_set():
             try:
                 rescued = await self.db(queue.rescue_expired, self.settings.pass2_max_attempts, attempts=2)
                 for pointer_id, status in rescued:
@@ -265,7 +264,7 @@ class Worker:
                     self.doorbell.set()
             except DB_UNAVAILABLE as exc:
                 log.warning("rescue_failed", reason=_reason(exc))
-            await asyncio.sleep(interval)
+            await _set_within(self.closing, interval)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -337,9 +336,7 @@ class Worker:
             )
             await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.pass2_shutdown_grace)
         unfinished = list(self.in_flight)
-        for task in list(self.in_flight.values()):
-            task.cancel()
-        await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+        await _end_tasks(list(self.in_flight.values()))
         if unfinished and self.pool is not None:
             try:
                 released = await self.db(queue.release, unfinished, self.worker_id, attempts=3)
@@ -372,9 +369,9 @@ class Worker:
                 raise
         finally:
             await self._shutdown()
-            for task in side_tasks:
-                task.cancel()
-            await asyncio.gather(*side_tasks, return_exceptions=True)
+            self.closing.set()
+            self.listener.stop()
+            await _end_tasks(side_tasks)
             if self.pool is not None:
                 # close() waits for every connection to be released; do not let one stuck
                 # connection turn a graceful stop into a hang.
@@ -385,6 +382,33 @@ class Worker:
             if owns_providers and self.providers is not None:
                 await self.providers.aclose()
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; True when it is set. A pause that a stop can cut short."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
+
+
+async def _end_tasks(tasks: list[asyncio.Task[None]], patience: float = 5.0) -> None:
+    """Cancel the tasks until every one has ended, for at most `patience` seconds.
+
+    One cancel is not always enough on Python 3.11: a wait_for whose inner awaitable finishes
+    in the same loop iteration as the cancel returns the result and drops the cancel
+    (CPython gh-86296), which asyncpg's connect and pool code can hit; the task would then
+    carry on to its next pause and hold up the shutdown for a whole interval.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    pending = {task for task in tasks if not task.done()}
+    while pending and loop.time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.5, max(deadline - loop.time(), 0.01)))
+    if pending:
+        log.error("tasks_ignore_cancel", tasks=sorted(task.get_name() for task in pending))
+    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
 
 
 def _reason(exc: BaseException) -> str:

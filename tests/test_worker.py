@@ -193,6 +193,33 @@ async def test_a_lost_database_connection_is_survived(
         assert worker.listener.connects >= 2, "the listener reconnected and LISTENs again"
 
 
+async def test_a_side_duty_that_drops_a_cancel_does_not_hold_up_the_stop(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    """On Python 3.11 a cancel can be lost inside wait_for (CPython gh-86296); CI once saw a
+    side duty carry on to a 15 s pause after one. The stop must cancel again until it ends."""
+    settings = worker_settings(provider_settings, db_url, pass2_shutdown_grace=1.0)
+    dropped = asyncio.Event()
+
+    async def stubborn_listener() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            dropped.set()
+        await asyncio.sleep(3600)
+
+    _, page = await make_page(conn)
+    stop = asyncio.Event()
+    worker = Worker(settings, stop_event=stop)
+    worker.listener.run = stubborn_listener  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    await insert_pointers(conn, page, 1)
+    assert set((await watcher.until_final(1, timeout=15)).values()) == {"complete"}
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert dropped.is_set(), "the first cancel reached the listener and was dropped"
+
+
 async def test_metrics_and_healthz_are_served(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
