@@ -30,6 +30,9 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/trigger_overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/pickup_latency.py
+	$(BIN)/python bench/provider_bound.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/local_quality.py
 
 clean:

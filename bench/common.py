@@ -1,16 +1,23 @@
-"""What the benchmarks share: a migrated database to measure on, from the usual place."""
+"""What the benchmarks share: a migrated database to measure on, instant providers, seeding."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import psycopg
+from pydantic import SecretStr
 
 from pgqueue_enricher import database, migrations
+from pgqueue_enricher.providers.factory import Providers
+from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.settings import Settings
 
 
 @contextlib.contextmanager
@@ -30,3 +37,100 @@ def migrated_database(name: str) -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         handle.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# -- instant providers: only the queue's own work is left to measure ----------------------
+
+VECTOR = [0.03125] * 1024
+# A few KB of markdown, as a real description would be.
+DESCRIPTION = (
+    "## Description\nTypical exterior wall section at the second floor line.\n\n"
+    "## Dimensions\n"
+    + "".join(f"- {n}'-{n % 12}\" clear between gridlines {n} and {n + 1}\n" for n in range(40))
+    + "\n## Schedule\n| Mark | Material | Thickness |\n|---|---|---|\n"
+    + "".join(f'| W{n} | TYPE X GWB | 5/8" |\n' for n in range(40))
+    + "\n## Cross-References\n- S-101\n- Detail 3/A501\n- 09 21 16\n"
+)
+REFERENCES = ["S-101", "Detail 3/A501", "09 21 16"]
+
+
+class InstantStore:
+    async def fetch(self, png_path: str | None) -> bytes:
+        return b"\x89PNG\r\n\x1a\n"
+
+    async def aclose(self) -> None:
+        return None
+
+
+class InstantDescriber:
+    name = "bench"
+    prompt_version = "bench-1"
+
+    async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
+        return EnrichmentOutput(DESCRIPTION, list(REFERENCES), item.pointer_title, {"usage": {}})
+
+    async def aclose(self) -> None:
+        return None
+
+
+class InstantEmbedder:
+    name = "bench"
+
+    async def embed(self, text: str) -> Embedding:
+        return Embedding(VECTOR, "bench", 0, "bench")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def instant_providers(describer: InstantDescriber | None = None) -> Providers:
+    return Providers(InstantStore(), describer or InstantDescriber(), InstantEmbedder())  # type: ignore[arg-type]
+
+
+def bench_settings(url: str, **overrides: Any) -> Settings:
+    """Settings for an in-process worker, from nothing in the environment."""
+    values: dict[str, Any] = {
+        "database_url": SecretStr(url),
+        "storage_dir": tempfile.gettempdir(),
+        "enricher_provider": "local",
+        "pass2_poll_interval": 1.0,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def seed_pointers(url: str, count: int, *, fresh: bool = True) -> uuid.UUID:
+    """A project, a discipline and a page, and `count` pending pointers on it; returns the page."""
+    conn = await asyncpg.connect(url)
+    try:
+        if fresh:
+            await conn.execute("TRUNCATE projects CASCADE")
+        project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('b', 'b') RETURNING id")
+        discipline = await conn.fetchval(
+            "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, 'a', 'A') RETURNING id",
+            project,
+        )
+        page = await conn.fetchval(
+            "INSERT INTO pages (discipline_id, page_name, sheet_reflection) "
+            "VALUES ($1, 'A-501', 'Wall sections and details.') RETURNING id",
+            discipline,
+        )
+        if count:
+            await conn.execute(
+                "INSERT INTO pointers (page_id, title, png_path) "
+                "SELECT $1, 'Detail ' || g, 'crops/x.png' FROM generate_series(1, $2) g",
+                page,
+                count,
+            )
+        return page
+    finally:
+        await conn.close()
+
+
+def rss_mb() -> float:
+    """This process's resident set size (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
