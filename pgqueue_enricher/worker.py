@@ -215,6 +215,10 @@ class Worker:
             log.error("pointer_failure_not_recorded", **base, reason=_reason(exc))
             return
         self.metrics.record_failure(failure.kind, transient=failure.transient)
+        if status == "pending" and delay is not None:
+            # Nothing notifies when a retry falls due: ring our own doorbell then, rather than
+            # leaving the row to the next poll tick (up to PASS2_POLL_INTERVAL late).
+            asyncio.get_running_loop().call_later(delay, self.doorbell.set)
         log.warning(
             "pointer_failed" if status == "failed" else "pointer_retry_scheduled",
             **base,

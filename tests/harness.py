@@ -133,3 +133,19 @@ def spawn_worker(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     log.close()
     process.log_path = log.name  # type: ignore[attr-defined]
     return process
+
+
+async def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """`pgqueue-enricher <args>` as a process with `settings` in its environment, without
+    blocking this event loop (a worker may be running in it); returns (exit code, stdout)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pgqueue_enricher",
+        *args,
+        env=settings_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, output.decode()

@@ -15,7 +15,7 @@ from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
-from tests.harness import RowWatcher, running_worker, worker_settings
+from tests.harness import RowWatcher, run_cli, running_worker, worker_settings
 from tests.helpers import CROP, insert_pointers, make_page
 
 
@@ -107,19 +107,28 @@ async def test_a_transient_failure_is_retried_after_backoff_and_completes(
     assert crops.gemini.calls == 3
 
 
-async def test_attempts_are_bounded_and_the_last_reason_is_kept(
+async def test_attempts_are_bounded_the_reason_is_kept_and_requeue_brings_the_row_back(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
     crops.gemini.script(["500"] * 3)
-    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2, pass2_max_attempts=3)
+    # A 30 s poll: only the worker's own retry timer, and after the requeue only its
+    # notification, can wake the worker in time.
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=30.0, pass2_max_attempts=3)
     _, page = await make_page(conn)
     [pointer] = await insert_pointers(conn, page, 1)
     async with running_worker(settings):
         assert await watcher.until_final(1, timeout=15) == {str(pointer): "failed"}
+        row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+        assert row["enrichment_attempts"] == 3
+        assert "gave up after 3 attempts" in row["enrichment_error"]
+        assert crops.gemini.calls == 3
+
+        code, output = await run_cli(settings, "requeue", "--all-failed")
+        assert (code, output.strip().splitlines()[-1]) == (0, "requeued 1"), output
+        assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
-    assert row["enrichment_attempts"] == 3
-    assert "gave up after 3 attempts" in row["enrichment_error"]
-    assert crops.gemini.calls == 3
+    assert row["enrichment_error"] is None and row["embedding"] is not None
+    assert crops.gemini.calls == 4
 
 
 async def test_a_permanent_failure_fails_at_once_with_an_actionable_reason(
