@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
 
 CHANNEL = "pointer_enrichment"
@@ -98,8 +99,7 @@ class DoorbellListener:
                 # Work may have arrived while we were not listening.
                 self.doorbell.set()
                 while True:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._lost.wait(), self.health_interval)
+                    await set_within(self._lost, self.health_interval)
                     if self._stopping.is_set():
                         return
                     if self._lost.is_set():
@@ -115,8 +115,7 @@ class DoorbellListener:
                 self.ready.clear()
             finally:
                 await self._close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
+            await set_within(self._stopping, backoff)
             backoff = min(backoff * 2, self.max_backoff)
 
     async def _close(self) -> None:

@@ -10,7 +10,6 @@ the CLI and for a host app's FastAPI lifespan alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import socket
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from pgqueue_enricher import queue
+from pgqueue_enricher.aio import end_tasks, set_within
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
@@ -121,7 +121,7 @@ class Worker:
             except DB_UNAVAILABLE as exc:
                 self.metrics.db_errors += 1
                 log.warning("database_unavailable", reason=_reason(exc), retry_in_s=backoff)
-                if await self._stopped_within(backoff):
+                if await set_within(self.stop_event, backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
 
@@ -140,9 +140,6 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        return await _set_within(self.stop_event, seconds)
 
     # -- one pointer -------------------------------------------------------------------
 
@@ -245,7 +242,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         interval = max(self.lease / 3, 0.2)
         missed: set[uuid.UUID] = set()
-        while not await _set_within(self.closing, interval):
+        while not await set_within(self.closing, interval):
             ids = list(self.in_flight)
             if not ids:
                 missed = set()
@@ -282,7 +279,7 @@ class Worker:
                     self.doorbell.set()
             except DB_UNAVAILABLE as exc:
                 log.warning("rescue_failed", reason=_reason(exc))
-            await _set_within(self.closing, interval)
+            await set_within(self.closing, interval)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -346,7 +343,7 @@ class Worker:
             except DB_UNAVAILABLE as exc:
                 self.metrics.db_errors += 1
                 log.warning("claim_failed", reason=_reason(exc), retry_in_s=backoff)
-                if await self._stopped_within(backoff):
+                if await set_within(self.stop_event, backoff):
                     return
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -362,7 +359,7 @@ class Worker:
             )
             await asyncio.wait(list(self.in_flight.values()), timeout=self.settings.pass2_shutdown_grace)
         unfinished = list(self.in_flight)
-        await _end_tasks(list(self.in_flight.values()))
+        await end_tasks(list(self.in_flight.values()))
         if unfinished and self.pool is not None:
             try:
                 released = await self.db(queue.release, unfinished, self.worker_id, attempts=3)
@@ -397,7 +394,7 @@ class Worker:
             await self._shutdown()
             self.closing.set()
             self.listener.stop()
-            await _end_tasks(side_tasks)
+            await end_tasks(side_tasks)
             if self.pool is not None:
                 # close() waits for every connection to be released; do not let one stuck
                 # connection turn a graceful stop into a hang.
@@ -408,33 +405,6 @@ class Worker:
             if owns_providers and self.providers is not None:
                 await self.providers.aclose()
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
-
-
-async def _set_within(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds` for `event`; True when it is set. A pause that a stop can cut short."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()
-
-
-async def _end_tasks(tasks: list[asyncio.Task[None]], patience: float = 5.0) -> None:
-    """Cancel the tasks until every one has ended, for at most `patience` seconds.
-
-    One cancel is not always enough on Python 3.11: a wait_for whose inner awaitable finishes
-    in the same loop iteration as the cancel returns the result and drops the cancel
-    (CPython gh-86296), which asyncpg's connect and pool code can hit; the task would then
-    carry on to its next pause and hold up the shutdown for a whole interval.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + patience
-    pending = {task for task in tasks if not task.done()}
-    while pending and loop.time() < deadline:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=min(0.5, max(deadline - loop.time(), 0.01)))
-    if pending:
-        log.error("tasks_ignore_cancel", tasks=sorted(task.get_name() for task in pending))
-    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,40 @@
+"""Stopping asyncio work reliably: pauses a stop can cut short, and cancels that stick."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+from pgqueue_enricher.logs import get_logger
+
+log = get_logger("pgqueue_enricher.aio")
+
+
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; True when it is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
+
+
+async def end_tasks(tasks: Iterable[asyncio.Task[None]], patience: float = 5.0) -> None:
+    """Cancel the tasks until every one has ended, for at most `patience` seconds.
+
+    One cancel is not always enough on Python 3.11: a wait_for whose inner awaitable finishes
+    in the same loop iteration as the cancel returns the result and drops the cancel
+    (CPython gh-86296), and library code under a task can do the same. CI once saw a side
+    duty of the worker carry on to its next 15 s pause after one cancel, holding up the stop.
+    """
+    tasks = list(tasks)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    pending = {task for task in tasks if not task.done()}
+    while pending and loop.time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.5, max(deadline - loop.time(), 0.01)))
+    if pending:
+        log.error("tasks_ignore_cancel", tasks=sorted(task.get_name() for task in pending))
+    # Collect the outcomes, so that none is reported as "never retrieved".
+    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
