@@ -100,12 +100,12 @@ def bench_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-async def seed_pointers(url: str, count: int, *, fresh: bool = True) -> uuid.UUID:
-    """A project, a discipline and a page, and `count` pending pointers on it; returns the page."""
+async def seed_pointers(url: str, count: int) -> uuid.UUID:
+    """An empty database but for a project, a discipline, a page and `count` pending
+    pointers on it; returns the page."""
     conn = await asyncpg.connect(url)
     try:
-        if fresh:
-            await conn.execute("TRUNCATE projects CASCADE")
+        await conn.execute("TRUNCATE projects CASCADE")
         project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('b', 'b') RETURNING id")
         discipline = await conn.fetchval(
             "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, 'a', 'A') RETURNING id",

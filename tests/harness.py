@@ -148,4 +148,5 @@ async def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 120)
-    return process.returncode or 0, output.decode()
+    assert process.returncode is not None
+    return process.returncode, output.decode()

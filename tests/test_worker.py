@@ -218,11 +218,12 @@ async def test_a_side_duty_that_drops_a_cancel_does_not_hold_up_the_stop(
         await asyncio.sleep(3600)
 
     _, page = await make_page(conn)
+    # Inserted first: without a listener only the worker's first claim can find it in time.
+    await insert_pointers(conn, page, 1)
     stop = asyncio.Event()
     worker = Worker(settings, stop_event=stop)
     worker.listener.run = stubborn_listener  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run())
-    await insert_pointers(conn, page, 1)
     assert set((await watcher.until_final(1, timeout=15)).values()) == {"complete"}
     stop.set()
     await asyncio.wait_for(task, 10)
