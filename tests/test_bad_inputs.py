@@ -7,9 +7,11 @@ pointer: one bad row never takes the daemon down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -56,6 +58,28 @@ async def a_good_pointer_still_completes(
     assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'processing'") == 0
 
 
+@contextlib.asynccontextmanager
+async def each_fails_with(
+    settings: Settings,
+    conn: asyncpg.Connection,
+    watcher: RowWatcher,
+    page_id: uuid.UUID,
+    expected: dict[uuid.UUID, str],
+    timeout: float = 10.0,
+) -> AsyncIterator[None]:
+    """Run a worker until every pointer in `expected` is failed with its text in the reason.
+    The body checks what else must hold; then the same worker must complete a good pointer."""
+    async with running_worker(settings):
+        assert await watcher.until_final(len(expected), timeout=timeout) == {
+            str(p): "failed" for p in expected
+        }
+        found = await reasons(conn)
+        for pointer, text in expected.items():
+            assert text in (found[pointer][1] or ""), (text, found[pointer][1])
+        yield
+        await a_good_pointer_still_completes(conn, watcher, page_id)
+
+
 async def test_a_pointer_without_a_png_path_fails_with_a_reason_and_nothing_is_downloaded(
     db_url: str,
     conn: asyncpg.Connection,
@@ -64,14 +88,9 @@ async def test_a_pointer_without_a_png_path_fails_with_a_reason_and_nothing_is_d
     watcher: RowWatcher,
     page: uuid.UUID,
 ) -> None:
-    bad = [await insert_pointer(conn, page, png_path=path) for path in (None, "", "   ")]
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        assert await watcher.until_final(3, timeout=10) == {str(p): "failed" for p in bad}
+    bad = {await insert_pointer(conn, page, png_path=path): "no png_path" for path in (None, "", "   ")}
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, bad):
         assert crops.storage.calls == 0 and crops.gemini.calls == 0
-        for pointer in bad:
-            status, error = (await reasons(conn))[pointer]
-            assert "no png_path" in error
-        await a_good_pointer_still_completes(conn, watcher, page)
     attempts = await conn.fetchval("SELECT max(enrichment_attempts) FROM pointers WHERE png_path IS NULL")
     assert attempts == 1, "a permanent failure is not retried"
 
@@ -85,12 +104,9 @@ async def test_a_missing_crop_object_fails_as_not_found_naming_the_path(
     page: uuid.UUID,
 ) -> None:
     missing = await insert_pointer(conn, page, png_path="crops/never-uploaded.png")
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        assert await watcher.until_final(1, timeout=10) == {str(missing): "failed"}
-        _, error = (await reasons(conn))[missing]
-        assert "not found" in error and "project-files/crops/never-uploaded.png" in error
+    expected = {missing: "not found in Supabase Storage: 'project-files/crops/never-uploaded.png'"}
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, expected):
         assert crops.storage.calls == 1 and crops.gemini.calls == 0
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_a_crop_that_is_not_an_image_fails_before_any_model_call(
@@ -112,17 +128,12 @@ async def test_a_crop_that_is_not_an_image_fails_before_any_model_call(
             "not a PNG",
         ),
     }
-    ids = {}
-    for path, (data, _) in not_images.items():
+    expected = {}
+    for path, (data, kind) in not_images.items():
         crops.storage.put(path, data)
-        ids[await insert_pointer(conn, page, png_path=path)] = path
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        assert await watcher.until_final(len(ids), timeout=10) == {str(p): "failed" for p in ids}
-        found = await reasons(conn)
-        for pointer, path in ids.items():
-            assert not_images[path][1] in found[pointer][1], found[pointer][1]
+        expected[await insert_pointer(conn, page, png_path=path)] = kind
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, expected):
         assert crops.gemini.calls == 0, "bytes that are not an image are never sent to Gemini"
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_a_30_mb_crop_in_storage_is_refused_before_it_is_loaded(
@@ -174,15 +185,10 @@ async def test_crops_in_storage_dir_that_are_too_big_or_escape_the_directory_are
         str(outside): "is absolute",
         "crops": "is a directory",
     }
-    ids = {await insert_pointer(conn, page, png_path=path): path for path in bad}
+    expected = {await insert_pointer(conn, page, png_path=path): text for path, text in bad.items()}
     settings = worker_settings(provider_settings, db_url, storage_dir=str(root))
-    async with running_worker(settings):
-        assert await watcher.until_final(len(ids), timeout=10) == {str(p): "failed" for p in ids}
-        found = await reasons(conn)
-        for pointer, path in ids.items():
-            assert bad[path] in found[pointer][1], found[pointer][1]
+    async with each_fails_with(settings, conn, watcher, page, expected):
         assert fake_server.storage.calls == 0 and fake_server.gemini.calls == 0
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_a_png_declaring_50000_by_50000_pixels_is_refused_without_decoding(
@@ -197,14 +203,10 @@ async def test_a_png_declaring_50000_by_50000_pixels_is_refused_without_decoding
     crops.storage.put("crops/zero.png", png_header(0, 10))
     bomb = await insert_pointer(conn, page, png_path="crops/bomb.png")
     zero = await insert_pointer(conn, page, png_path="crops/zero.png")
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        assert await watcher.until_final(2, timeout=10) == {str(bomb): "failed", str(zero): "failed"}
-        found = await reasons(conn)
-        assert "50,000x50,000 = 2,500,000,000 pixels" in found[bomb][1]
-        assert "PASS2_MAX_IMAGE_PIXELS" in found[bomb][1]
-        assert "empty size" in found[zero][1]
+    expected = {bomb: "50,000x50,000 = 2,500,000,000 pixels", zero: "empty size"}
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, expected):
+        assert "PASS2_MAX_IMAGE_PIXELS" in (await reasons(conn))[bomb][1]
         assert crops.gemini.calls == 0
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_png_paths_that_could_escape_the_bucket_are_refused_and_never_fetched(
@@ -232,14 +234,9 @@ async def test_png_paths_that_could_escape_the_bucket_are_refused_and_never_fetc
         "crops/detail.png\n": "control characters",
         "crops/" + "a" * 2000 + ".png": "characters long",
     }
-    ids = {await insert_pointer(conn, page, png_path=path): path for path in bad}
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        assert await watcher.until_final(len(ids), timeout=10) == {str(p): "failed" for p in ids}
-        found = await reasons(conn)
-        for pointer, path in ids.items():
-            assert bad[path] in found[pointer][1], (path, found[pointer][1])
+    expected = {await insert_pointer(conn, page, png_path=path): text for path, text in bad.items()}
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, expected):
         assert crops.storage.calls == 0 and crops.requests == [], "no path was fetched"
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_a_pointer_whose_page_or_discipline_row_is_missing_fails_with_a_reason(
@@ -258,15 +255,13 @@ async def test_a_pointer_whose_page_or_discipline_row_is_missing_fails_with_a_re
     )
     no_discipline = await insert_pointer(conn, orphan_page, title="No discipline")
     null_page = await insert_pointer(conn, None, title="NULL page_id")  # type: ignore[arg-type]
-    async with running_worker(worker_settings(provider_settings, db_url)):
-        final = await watcher.until_final(3, timeout=10)
-        assert final == {str(no_page): "failed", str(no_discipline): "failed", str(null_page): "failed"}
-        found = await reasons(conn)
-        assert "page row is missing" in found[no_page][1]
-        assert "page row is missing" in found[null_page][1]
-        assert "no discipline row" in found[no_discipline][1]
+    expected = {
+        no_page: "page row is missing",
+        null_page: "page row is missing",
+        no_discipline: "no discipline row",
+    }
+    async with each_fails_with(worker_settings(provider_settings, db_url), conn, watcher, page, expected):
         assert crops.storage.calls == 0 and crops.gemini.calls == 0
-        await a_good_pointer_still_completes(conn, watcher, page)
 
 
 async def test_a_page_without_sheet_reflection_completes_and_the_prompt_says_none_is_available(
