@@ -1,10 +1,15 @@
-"""Small builders for test data: a project, its disciplines, pages and pointers."""
+"""Small test helpers: builders for a project, its disciplines, pages and pointers, and the
+failure a provider call raises."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 
 import asyncpg
+import pytest
+
+from pgqueue_enricher.errors import EnrichmentFailure
 
 # The png_path insert_pointers gives every pointer; the `crops` fixture serves a PNG there.
 CROP = "crops/detail.png"
@@ -61,3 +66,10 @@ async def insert_pointers(
         count,
     )
     return [row["id"] for row in rows]
+
+
+async def raised_failure(call: Awaitable[object]) -> EnrichmentFailure:
+    """The EnrichmentFailure that awaiting `call` raises (the test fails if it raises none)."""
+    with pytest.raises(EnrichmentFailure) as caught:
+        await call
+    return caught.value

@@ -19,6 +19,7 @@ from pgqueue_enricher.providers.types import EnrichmentInput
 from pgqueue_enricher.settings import Settings
 from tests.fakes.pytest_plugin import FAKE_GEMINI_KEY, FAKE_KEYS
 from tests.fakes.server import FakeServer, Fault, tiny_png
+from tests.helpers import raised_failure
 
 CROP = tiny_png(12, 9)
 REFLECTION = "Sheet A-501 shows the east elevation wall sections, parapet to footing."
@@ -43,9 +44,7 @@ async def describer(provider_settings: Settings) -> AsyncIterator[GeminiDescribe
 
 
 async def failure_of(provider: GeminiDescriber, pointer: EnrichmentInput | None = None) -> EnrichmentFailure:
-    with pytest.raises(EnrichmentFailure) as caught:
-        await provider.describe(pointer or item())
-    return caught.value
+    return await raised_failure(provider.describe(pointer or item()))
 
 
 # -- the request ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pgqueue_enricher.providers.storage import (
 from pgqueue_enricher.settings import Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS, FAKE_SUPABASE_KEY
 from tests.fakes.server import FakeServer, Fault, png_header, tiny_png
+from tests.helpers import raised_failure
 
 CROP = tiny_png()
 PATH = "project-1/page-2/pointer 3#a.png"
@@ -81,9 +82,7 @@ async def store(provider_settings: Settings) -> AsyncIterator[SupabaseStore]:
 
 
 async def failure_of(crop_store: SupabaseStore | LocalDirStore, path: str | None = PATH) -> EnrichmentFailure:
-    with pytest.raises(EnrichmentFailure) as caught:
-        await crop_store.fetch(path)
-    return caught.value
+    return await raised_failure(crop_store.fetch(path))
 
 
 # -- Supabase ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pgqueue_enricher.providers.voyage import VoyageEmbedder
 from pgqueue_enricher.settings import Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS, FAKE_VOYAGE_KEY
 from tests.fakes.server import FakeServer, Fault, fake_vector
+from tests.helpers import raised_failure
 
 TEXT = "Parapet Wall Section\nPage: A-501\nDiscipline: Architectural\n\n## Description\nA wall."
 
@@ -28,9 +29,7 @@ async def embedder(provider_settings: Settings) -> AsyncIterator[VoyageEmbedder]
 
 
 async def failure_of(provider: VoyageEmbedder) -> EnrichmentFailure:
-    with pytest.raises(EnrichmentFailure) as caught:
-        await provider.embed(TEXT)
-    return caught.value
+    return await raised_failure(provider.embed(TEXT))
 
 
 async def test_embedding_is_the_1024_dim_vector_of_the_text(
