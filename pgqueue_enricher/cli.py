@@ -105,9 +105,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     url = settings.require_database_url()
-    before = migrations.current_revision(url)
-    migrations.upgrade(url)
-    after = migrations.current_revision(url)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        before = migrations.current_revision(url)
+        migrations.upgrade(url)
+        after = migrations.current_revision(url)
+    except migrations.MigrationError as exc:
+        print(f"pgqueue-enricher: {scrub(str(exc))}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # Typically the database cannot be reached; say so in one line, not a traceback.
+        cause = getattr(exc, "orig", exc)
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        print(f"pgqueue-enricher: migrate could not run: {scrub(lines[0])}", file=sys.stderr)
+        return 1
     print(
         f"migrated: {before or 'base'} -> {after}"
         if before != after
@@ -191,6 +203,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"oldest pending: {'-' if age is None else f'{age:.0f} s'}; waiting for a retry: {report['retrying']}"
     )
+    if report["processing_without_lease"]:
+        print(
+            f"processing without a lease (left by another tool): {report['processing_without_lease']}; "
+            "rescued once they stay unchanged for PASS2_LEASE_SECONDS"
+        )
     print(f"completed in the last hour: {report['completed_last_hour']}")
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:
