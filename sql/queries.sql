@@ -39,11 +39,13 @@ ORDER BY claimed.created_at, claimed.id;
 -- name: pointers_checkpoint
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
 -- $4 description, $5 cross_references json, $6 metadata json), so a retry after an
--- embedding failure reuses it instead of paying for the model again. Fenced.
+-- embedding failure reuses it instead of paying for the model again. Fenced. Metadata is
+-- merged: keys another writer put there (the host's reground_instruction, regrounded_at)
+-- stay beside ours.
 UPDATE pointers
 SET description = $4,
     cross_references = $5::text::jsonb,
-    enrichment_metadata = $6::text::jsonb
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $6::text::jsonb
 WHERE id = $1 AND enrichment_status = 'processing'
   AND enrichment_locked_by = $2 AND enrichment_attempts = $3
 RETURNING id;
@@ -57,7 +59,7 @@ SET enrichment_status = 'complete',
     description = $4,
     cross_references = $5::text::jsonb,
     embedding = $6::text::vector,
-    enrichment_metadata = $7::text::jsonb,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $7::text::jsonb,
     enrichment_error = NULL,
     enrichment_locked_by = NULL,
     enrichment_locked_until = NULL,
