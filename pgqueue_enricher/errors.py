@@ -1,12 +1,24 @@
-"""Failures as values with a class: the queue decides what to do from `transient` alone.
+"""Failures as values with a class: the queue decides what to do from `transient` and `scope`.
 
 `reason` is the sentence stored in `enrichment_error`: written for the person who reads
 `status`, scrubbed of secrets, and short enough to group by (`status` shows the top reasons).
+
+`scope` says whose fault it is (provider admission, design.md):
+- `row`: the row's own failure; it spends an attempt (the only scope before turn 2);
+- `wait`: a per-minute quota refusal or a shed: the row goes back with its attempt given back;
+- `outage`: the provider answered 5xx or not at all; the row spends an attempt unless the
+  fleet has seen enough of these in a row to pause the provider;
+- `systemic`: the provider cannot work for anyone (key refused, model unknown, daily quota
+  spent): the provider is paused fleet-wide and the row goes back with its attempt.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pgqueue_enricher.redact import scrub
+
+Scope = Literal["row", "wait", "outage", "systemic"]
 
 MAX_REASON_CHARS = 500
 
@@ -16,11 +28,30 @@ class EnrichmentFailure(Exception):
 
     transient: bool = False
 
-    def __init__(self, kind: str, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        scope: Scope = "row",
+        provider: str | None = None,
+        quota_per_minute: float | None = None,
+    ) -> None:
         self.kind = kind
         self.reason = scrub(reason)[:MAX_REASON_CHARS]
         self.retry_after = retry_after
+        self.scope: Scope = scope
+        # Which provider's shared state the failure concerns ('gemini', 'voyage').
+        self.provider = provider
+        # A per-minute request quota the provider named (QuotaFailure.quotaValue), if any.
+        self.quota_per_minute = quota_per_minute
         super().__init__(self.reason)
+
+    @property
+    def gives_attempt_back(self) -> bool:
+        """Not the row's fault: it goes back to pending as if never claimed."""
+        return self.scope in ("wait", "systemic")
 
 
 class TransientFailure(EnrichmentFailure):

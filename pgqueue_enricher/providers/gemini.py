@@ -22,6 +22,7 @@ from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, Transie
 from pgqueue_enricher.providers.answer import read_answer
 from pgqueue_enricher.providers.imaging import sniff_image
 from pgqueue_enricher.providers.prompt import PROMPT_VERSION, SYSTEM_INSTRUCTION, build_contents
+from pgqueue_enricher.providers.quota import read_quota_refusal
 from pgqueue_enricher.providers.storage import parse_retry_after
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.redact import register_settings_secrets
@@ -87,23 +88,46 @@ def classify_api_error(exc: genai_errors.APIError, model: str) -> EnrichmentFail
         delay = retry_delay(exc)
         wait = f"; retry after {delay:g}s" if delay is not None else ""
         if code == 429:
+            # -- provider admission (issue 12): which quota refused the call --
+            refusal = read_quota_refusal(_error_details(exc))
+            if refusal.daily:
+                return TransientFailure(
+                    "daily_quota",
+                    f"Gemini's daily quota is spent ({label}): {message}{wait}",
+                    retry_after=delay,
+                    scope="systemic",
+                    provider="gemini",
+                )
             return TransientFailure(
                 "rate_limited",
                 f"Gemini rate limit or quota reached ({label}): {message}{wait}",
                 retry_after=delay,
+                scope="wait",
+                provider="gemini",
+                quota_per_minute=refusal.requests_per_minute,
             )
+            # -- end provider admission --
         return TransientFailure(
-            "gemini_unavailable", f"Gemini is unavailable ({label}): {message}{wait}", retry_after=delay
+            "gemini_unavailable",
+            f"Gemini is unavailable ({label}): {message}{wait}",
+            retry_after=delay,
+            scope="outage",
+            provider="gemini",
         )
     if code in (401, 403) or (code == 400 and _is_key_error(exc)):
         return PermanentFailure(
             "auth",
             f"Gemini refused the API key ({label}): check GEMINI_API_KEY and that the Gemini API "
             f"is enabled for its project ({message})",
+            scope="systemic",
+            provider="gemini",
         )
     if code == 404:
         return PermanentFailure(
-            "config", f"Gemini does not know the model {model!r} ({label}): check PASS2_MODEL ({message})"
+            "config",
+            f"Gemini does not know the model {model!r} ({label}): check PASS2_MODEL ({message})",
+            scope="systemic",
+            provider="gemini",
         )
     return PermanentFailure("bad_request", f"Gemini rejected the request ({label}): {message}")
 
@@ -165,11 +189,17 @@ class GeminiDescriber:
             raise classify_api_error(exc, self._model) from None
         except (TimeoutError, httpx.TimeoutException):
             raise TransientFailure(
-                "timeout", f"Gemini did not answer within {self._timeout:g}s (PASS2_GEMINI_TIMEOUT)"
+                "timeout",
+                f"Gemini did not answer within {self._timeout:g}s (PASS2_GEMINI_TIMEOUT)",
+                scope="outage",
+                provider="gemini",
             ) from None
         except (httpx.TransportError, OSError) as exc:
             raise TransientFailure(
-                "connection", f"could not reach Gemini ({type(exc).__name__}: {_short(exc)})"
+                "connection",
+                f"could not reach Gemini ({type(exc).__name__}: {_short(exc)})",
+                scope="outage",
+                provider="gemini",
             ) from None
         except ValueError as exc:  # a 200 whose body is not a GenerateContentResponse
             raise TransientFailure(

@@ -35,19 +35,35 @@ def classify_voyage_error(exc: voyage_errors.VoyageError) -> EnrichmentFailure:
         delay = parse_retry_after((exc.headers or {}).get("Retry-After"))
         wait = f"; retry after {delay:g}s" if delay is not None else ""
         return TransientFailure(
-            "rate_limited", f"Voyage rate limit reached ({label}): {_message(exc)}{wait}", retry_after=delay
+            "rate_limited",
+            f"Voyage rate limit reached ({label}): {_message(exc)}{wait}",
+            retry_after=delay,
+            scope="wait",
+            provider="voyage",
         )
     if isinstance(exc, voyage_errors.Timeout):
-        return TransientFailure("timeout", "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)")
+        return TransientFailure(
+            "timeout",
+            "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)",
+            scope="outage",
+            provider="voyage",
+        )
     if isinstance(exc, voyage_errors.APIConnectionError):
-        return TransientFailure("connection", f"could not reach Voyage: {_message(exc)}")
+        return TransientFailure(
+            "connection", f"could not reach Voyage: {_message(exc)}", scope="outage", provider="voyage"
+        )
     if isinstance(exc, voyage_errors.ServerError | voyage_errors.ServiceUnavailableError) or (
         status is not None and (status == 408 or status >= 500)
     ):
-        return TransientFailure("voyage_unavailable", f"Voyage is unavailable ({label})")
+        return TransientFailure(
+            "voyage_unavailable", f"Voyage is unavailable ({label})", scope="outage", provider="voyage"
+        )
     if isinstance(exc, voyage_errors.AuthenticationError) or status in (401, 403):
         return PermanentFailure(
-            "auth", f"Voyage refused the API key ({label}): check VOYAGE_API_KEY ({_message(exc)})"
+            "auth",
+            f"Voyage refused the API key ({label}): check VOYAGE_API_KEY ({_message(exc)})",
+            scope="systemic",
+            provider="voyage",
         )
     return PermanentFailure("bad_request", f"Voyage rejected the request ({label}): {_message(exc)}")
 
@@ -76,10 +92,18 @@ class VoyageEmbedder:
             raise classify_voyage_error(exc) from None
         except TimeoutError:
             raise TransientFailure(
-                "timeout", "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)"
+                "timeout",
+                "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)",
+                scope="outage",
+                provider="voyage",
             ) from None
         except (OSError, aiohttp.ClientError) as exc:
-            raise TransientFailure("connection", f"could not reach Voyage ({type(exc).__name__})") from None
+            raise TransientFailure(
+                "connection",
+                f"could not reach Voyage ({type(exc).__name__})",
+                scope="outage",
+                provider="voyage",
+            ) from None
 
         embeddings = result.embeddings or []
         if len(embeddings) != 1:

@@ -16,7 +16,11 @@ process for multi-process soak tests (the base URL is the first line on stdout):
 
     python -m tests.fakes.server --port 0 --rate-429 0.1 --retry-delay 2s --latency 0.05
 
-and drive it over HTTP: `GET /_fake/stats`, `POST /_fake/objects/{bucket}/{path}` (raw
+Quota and outage modes (provider admission): `fake.gemini.quota(8, 1.0)` accepts 8 calls
+per sliding second and refuses the rest with Gemini's QuotaFailure + RetryInfo;
+`daily_quota(reset_in)`; `outage("key_revoked" | "model_gone" | "down" | "timeout" | None)`.
+
+and drive it over HTTP: `GET /_fake/stats`, `POST /_fake/gemini/{quota|daily_quota|outage}`, `POST /_fake/objects/{bucket}/{path}` (raw
 body), `POST /_fake/reset`, `POST /_fake/{gemini|voyage|storage}/script` (JSON list of
 kinds or fault objects), `POST /_fake/{service}/rates` (JSON object of `rate_*` keys).
 """
@@ -55,8 +59,11 @@ GEMINI_KINDS = frozenset(
     {
         "ok", "429", "429_retry_info", "500", "503", "400", "401", "403", "timeout", "drop",
         "safety", "prompt_blocked", "empty", "huge", "answer", "max_tokens",
+        "404", "quota", "quota_vertex", "daily_quota", "401_key",
     }
 )  # fmt: skip
+# Outage modes of the Gemini fake, and the fault each answers every call with.
+OUTAGE_MODES = {"key_revoked": "401_key", "model_gone": "404", "down": "503", "timeout": "timeout"}
 VOYAGE_KINDS = frozenset({"ok", "429", "500", "503", "400", "401", "timeout", "drop", "dims"})
 STORAGE_KINDS = frozenset(
     {
@@ -77,6 +84,7 @@ class Fault:
     dims: int | None = None  # voyage "dims": vector length (default 512)
     body: bytes | None = None  # storage "body": served with status 200
     sleep: float | None = None  # "timeout": how long to hold the request (default: server's)
+    quota_value: str | None = None  # gemini "quota"/"daily_quota": QuotaFailure.quotaValue
 
 
 def as_fault(value: str | Fault | dict[str, Any]) -> Fault:
@@ -331,8 +339,13 @@ class ServiceFake:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.requests.append(record)
             self._on_record(record)
+            refused = self._refuse(record)
+            if refused is not None:
+                self.outcomes[refused.kind] += 1
             gate = self._gate
         self._server._record(record)
+        if refused is not None:  # refused on arrival, as a quota or an outage refuses
+            return refused
         if gate is not None:
             gate._pass(self._server._stopping)
         delay = self.latency + self._extra_latency(record)
@@ -358,6 +371,10 @@ class ServiceFake:
     def _on_record(self, record: RecordedRequest) -> None:
         """Called under the lock for each recorded request."""
 
+    def _refuse(self, record: RecordedRequest) -> Fault | None:
+        """Called under the lock on arrival: a fault that answers at once (quota, outage modes)."""
+        return None
+
     def _extra_latency(self, record: RecordedRequest) -> float:
         return 0.0
 
@@ -380,12 +397,69 @@ class GeminiFake(ServiceFake):
         self.by_title: collections.Counter[str] = collections.Counter()
         self.ok_by_title: collections.Counter[str] = collections.Counter()  # successful answers
         self.answer: Callable[[str], str] = realistic_answer
+        self._quota: tuple[int, float, bool] | None = None
+        self._accepted_at: collections.deque[float] = collections.deque()
+        self._daily: tuple[float, int] | None = None
+        self._outage: str | None = None
         # Extra seconds for calls about these pointer titles (ended early by reset_wake()).
         self.slow_titles: dict[str, float] = {}
 
     def _on_record(self, record: RecordedRequest) -> None:
         if record.title is not None:
             self.by_title[record.title] += 1
+
+    # -- quota and outage modes (provider admission) --
+
+    def quota(self, calls: int, window: float, *, vertex: bool = False) -> None:
+        """Accept at most `calls` calls in any `window` seconds (sliding), as a per-minute
+        quota does; refused calls get Gemini's 429 with QuotaFailure (quotaId ...PerMinute...,
+        quotaValue scaled to a minute) and RetryInfo (when the oldest accepted call leaves the
+        window), or with no details at all when `vertex`. Refused calls do not count."""
+        with self._lock:
+            self._quota = (int(calls), float(window), bool(vertex))
+            self._accepted_at = collections.deque()
+
+    def daily_quota(self, reset_in: float, allowed: int = 0) -> None:
+        """Accept `allowed` more calls, then refuse with a PerDay QuotaFailure until `reset_in`
+        seconds from now (RetryInfo counts down to it)."""
+        with self._lock:
+            self._daily = (time.monotonic() + float(reset_in), int(allowed))
+
+    def outage(self, mode: str | None) -> None:
+        """Every call fails the same way until `outage(None)`: "key_revoked" (400
+        API_KEY_INVALID), "model_gone" (404 NOT_FOUND), "down" (503), "timeout"."""
+        if mode not in (None, *OUTAGE_MODES):
+            raise ValueError(f"unknown outage mode {mode!r}; known: {sorted(OUTAGE_MODES)}")
+        with self._lock:
+            self._outage = mode
+
+    def _refuse(self, record: RecordedRequest) -> Fault | None:
+        now = time.monotonic()
+        if self._outage is not None:
+            return Fault(OUTAGE_MODES[self._outage])
+        if self._daily is not None:
+            reset_at, allowed = self._daily
+            if now >= reset_at:
+                self._daily = None
+            elif allowed > 0:
+                self._daily = (reset_at, allowed - 1)
+            else:
+                return Fault(
+                    "daily_quota", retry_delay=f"{max(reset_at - now, 0.0):.3f}s", quota_value="1000"
+                )
+        if self._quota is not None:
+            calls, window, vertex = self._quota
+            while self._accepted_at and self._accepted_at[0] <= now - window:
+                self._accepted_at.popleft()
+            if len(self._accepted_at) >= calls:
+                free_in = (self._accepted_at[0] + window - now) if self._accepted_at else window
+                return Fault(
+                    "quota_vertex" if vertex else "quota",
+                    retry_delay=f"{max(free_in, 0.001):.3f}s",
+                    quota_value=f"{calls * 60 / window:g}",
+                )
+            self._accepted_at.append(now)
+        return None
 
     def _extra_latency(self, record: RecordedRequest) -> float:
         return self.slow_titles.get(record.title or "", 0.0)
@@ -554,6 +628,18 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/_fake/reset":
             fake.reset()
             self._json(200, {"reset": True})
+        elif match := re.fullmatch(r"/_fake/gemini/(quota|daily_quota|outage)", path):
+            try:
+                payload = json.loads(body or b"null")
+                method = getattr(fake.gemini, match[1])
+                if isinstance(payload, dict):
+                    method(**payload)
+                else:
+                    method(payload)
+            except (TypeError, ValueError) as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            self._json(200, {"ok": True})
         elif match := re.fullmatch(r"/_fake/(gemini|voyage|storage)/(script|rates)", path):
             service = getattr(fake, match[1])
             try:
@@ -645,6 +731,56 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             message = "You exceeded your current quota, please check your plan and billing details."
             self._json(429, _error_json(429, "RESOURCE_EXHAUSTED", message, details))
+        elif kind in ("quota", "daily_quota"):
+            quota_id = (
+                "GenerateRequestsPerDayPerProjectPerModel"
+                if kind == "daily_quota"
+                else "GenerateRequestsPerMinutePerProjectPerModel"
+            )
+            details = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": fault.quota_value or "1000",
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": fault.retry_delay or "30s",
+                },
+            ]
+            message = (
+                "You exceeded your current quota, please check your plan and billing details. "
+                f"Quota exceeded for metric: generate_content_paid_tier_requests, limit: {fault.quota_value}"
+            )
+            self._json(429, _error_json(429, "RESOURCE_EXHAUSTED", message, details))
+        elif kind == "quota_vertex":
+            message = "Resource exhausted. Please try again later. Please refer to the quota documentation."
+            self._json(429, _error_json(429, "RESOURCE_EXHAUSTED", message))
+        elif kind == "401_key":
+            self._json(
+                400,
+                _error_json(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "API key expired. Please renew the API key.",
+                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+                ),
+            )
+        elif kind == "404":
+            self._json(
+                404,
+                _error_json(
+                    404,
+                    "NOT_FOUND",
+                    f"models/{model} is not found for API version v1beta, or is not supported for generateContent.",
+                ),
+            )
         elif kind in ("500", "503", "400", "401", "403"):
             status, message = {
                 "500": ("INTERNAL", "An internal error has occurred. Please retry or report it."),
@@ -977,6 +1113,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--retry-after", default=None, help="Retry-After header on rolled 429s (seconds)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each Gemini call")
+    parser.add_argument("--quota-calls", type=int, default=None, help="Gemini quota: calls per window")
+    parser.add_argument("--quota-window", type=float, default=1.0, help="Gemini quota window (seconds)")
+    parser.add_argument("--quota-vertex", action="store_true", help="quota 429s carry no details")
     parser.add_argument("--voyage-latency", type=float, default=0.0)
     parser.add_argument("--storage-latency", type=float, default=0.0)
     parser.add_argument("--timeout-sleep", type=float, default=30.0, help="how long a timeout fault hangs")
@@ -1016,6 +1155,8 @@ def main(argv: list[str] | None = None) -> int:
         rates = _rates(args, f"{service.name}_", ("429", "500", "503", "timeout", "drop"))
         service.rates(seed=seed, retry_after=args.retry_after, **rates)
     fake.gemini.latency = args.latency
+    if args.quota_calls is not None:
+        fake.gemini.quota(args.quota_calls, args.quota_window, vertex=args.quota_vertex)
     fake.voyage.latency = args.voyage_latency
     fake.storage.latency = args.storage_latency
     if args.objects_dir is not None:
