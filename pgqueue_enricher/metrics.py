@@ -44,6 +44,7 @@ class WorkerMetrics:
     stages: dict[str, Histogram] = field(default_factory=dict)
     pool: Any = None
     listener: Any = None
+    admission: Any = None  # provider admission: its metrics and pauses
 
     def record_completion(self, seconds: float, timings_ms: dict[str, int], usage: dict[str, Any]) -> None:
         self.completions += 1
@@ -92,6 +93,8 @@ class WorkerMetrics:
                 lines.append(f'pgqe_stage_seconds_bucket{{stage="{name}",le="{bound}"}} {cumulative}')
             lines.append(f'pgqe_stage_seconds_sum{{stage="{name}"}} {hist.total:.6f}')
             lines.append(f'pgqe_stage_seconds_count{{stage="{name}"}} {hist.n}')
+        if self.admission is not None:
+            lines += self.admission.render_metrics()
         return "\n".join(lines) + "\n"
 
 
@@ -118,6 +121,9 @@ async def serve_metrics(worker: Any, port: int, host: str = "0.0.0.0") -> asynci
                 status, body = (
                     ("200 OK", "ok\n") if healthy else ("503 Service Unavailable", "database unreachable\n")
                 )
+                # Provider admission: a paused provider is reported, not unhealthy (a restart cannot help).
+                admission = getattr(worker, "admission", None)
+                body += "".join(f"{line}\n" for line in (admission.health_lines() if admission else []))
             else:
                 status, body = "404 Not Found", "not found\n"
             payload = body.encode()

@@ -152,6 +152,20 @@ async def retry_later(
     )
 
 
+async def wait(
+    db: Executor, fence: Fence, delay_seconds: float | None, metadata: dict[str, Any]
+) -> str | None:
+    """Give the row back, attempt included (provider admission); None when the claim was lost."""
+    return await db.fetchval(
+        query("pointers_wait"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        None if delay_seconds is None else float(delay_seconds),
+        _json(metadata),
+    )
+
+
 async def fail(db: Executor, fence: Fence, error: str, metadata: dict[str, Any]) -> str | None:
     return await db.fetchval(
         query("pointers_fail"), fence.pointer_id, fence.worker_id, fence.attempt, error, _json(metadata)

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     pass2_max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
     pass2_max_image_pixels: int = Field(100_000_000, gt=0)
 
+    # -- provider admission (issue 12): fleet-wide limits, unset = adaptive --
+    pass2_gemini_rpm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    pass2_gemini_tpm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    pass2_voyage_rpm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    pass2_voyage_tpm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    pass2_probe_base: float = Field(30.0, gt=0, allow_inf_nan=False)
+    pass2_probe_max: float = Field(600.0, gt=0, allow_inf_nan=False)
+    # -- end provider admission --
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_port: int | None = Field(None, ge=1, le=65535)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from pgqueue_enricher import queue
+from pgqueue_enricher.admission import Admission
 from pgqueue_enricher.aio import end_tasks, set_within
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.listener import DoorbellListener
@@ -96,6 +97,8 @@ class Worker:
         self.pool: asyncpg.Pool | None = None
         self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
         self.metrics.listener = self.listener
+        self.admission = Admission(settings, self.worker_id, self.db, self.doorbell)  # provider admission
+        self.metrics.admission = self.admission
         self.lease = settings.pass2_lease_seconds
         # Set once in-flight work is settled: the side duties end at their next pause.
         self.closing = asyncio.Event()
@@ -194,6 +197,9 @@ class Worker:
         patch = {
             "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
         }
+        if failure.gives_attempt_back:  # provider admission: not the row's fault
+            await self._give_back(pointer, fence, failure, base)
+            return
         try:
             if failure.transient:
                 delay = backoff_delay(
@@ -224,6 +230,30 @@ class Worker:
             reason=failure.reason,
             retry_in_s=round(delay, 1) if delay is not None and status == "pending" else None,
             status=status or "lease_lost",
+        )
+
+    async def _give_back(
+        self,
+        pointer: queue.ClaimedPointer,
+        fence: queue.Fence,
+        failure: EnrichmentFailure,
+        base: dict[str, Any],
+    ) -> None:
+        """Back to pending with the attempt given back: a quota wait, or a paused provider."""
+        patch = {
+            "last_wait": {"kind": failure.kind, "provider": failure.provider, "worker_id": self.worker_id}
+        }
+        delay = failure.retry_after
+        try:
+            status = await self.db(queue.wait, fence, delay, patch)
+        except DB_UNAVAILABLE as exc:
+            log.error("pointer_wait_not_recorded", **base, reason=_reason(exc))
+            return
+        self.metrics.record_failure(failure.kind, transient=True)
+        if status == "pending" and delay is not None:
+            asyncio.get_running_loop().call_later(delay, self.doorbell.set)
+        log.debug(
+            "pointer_waiting", **base, kind=failure.kind, retry_in_s=delay, status=status or "lease_lost"
         )
 
     def _start(self, pointer: queue.ClaimedPointer) -> None:
@@ -289,7 +319,11 @@ class Worker:
         free = self.settings.pass2_max_concurrent - len(self.in_flight)
         if free <= 0 or self.stop_event.is_set():
             return 0
+        free = await self.admission.claimable(free, self.in_flight)  # 0 while a provider is paused
+        if free <= 0:
+            return 0
         claimed = await self.db(queue.claim, free, self.worker_id, self.lease, attempts=1)
+        self.admission.claimed([pointer.id for pointer in claimed])
         for pointer in claimed:
             self.metrics.claims += 1
             log.info(
@@ -383,10 +417,13 @@ class Worker:
         try:
             self.pool = await self._open_pool()
             self.metrics.pool = self.pool
+            await self.admission.start()
+            self.providers = self.admission.wrap(self.providers)
             side_tasks = [
                 asyncio.create_task(self.listener.run(), name="listener"),
                 asyncio.create_task(self._heartbeat(), name="heartbeat"),
                 asyncio.create_task(self._rescue(), name="rescue"),
+                asyncio.create_task(self.admission.run(self.closing), name="admission"),
             ]
             await self._loop()
         except DB_UNAVAILABLE:

@@ -100,6 +100,23 @@ WHERE id = $1 AND enrichment_status = 'processing'
   AND enrichment_locked_by = $2 AND enrichment_attempts = $3
 RETURNING enrichment_status;
 
+-- name: pointers_wait
+-- Not the row's fault ($1 id, $2 worker, $3 attempt, $4 delay seconds or NULL, $5 metadata
+-- patch json): a quota refusal, a shed, or a provider paused for the whole fleet. Back to
+-- pending with the attempt given back and no error recorded; due again after the delay
+-- (the provider's RetryInfo or the admission gate's next slot). Fenced. Returns the status.
+UPDATE pointers
+SET enrichment_status = 'pending',
+    enrichment_attempts = greatest(enrichment_attempts - 1, 0),
+    enrichment_run_after = CASE WHEN $4::float8 IS NULL THEN NULL
+        ELSE now() + make_interval(secs => $4::float8) END,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $5::text::jsonb,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING enrichment_status;
+
 -- name: pointers_release
 -- Graceful shutdown ($1 ids, $2 worker): unfinished rows go back to pending with the
 -- attempt they were claimed with given back, as if never claimed.

@@ -91,22 +91,43 @@ async def test_one_slow_pointer_does_not_hold_back_the_others_and_slots_stay_ful
 async def test_a_transient_failure_is_retried_after_backoff_and_completes(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
-    crops.gemini.script([{"kind": "429", "retry_delay": "0.3s"}, "503"])
-    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2)
+    crops.gemini.script(["503", {"kind": "500"}])
+    settings = worker_settings(
+        provider_settings, db_url, pass2_poll_interval=0.2, pass2_backoff_base=0.8, pass2_backoff_max=2.0
+    )
     _, page = await make_page(conn)
     [pointer] = await insert_pointers(conn, page, 1)
     async with running_worker(settings):
         pending = await watcher.until_status("pending", 1, timeout=10)
-        row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+        row = await conn.fetchrow("SELECT *, now() AS at FROM pointers WHERE id = $1", pointer)
         assert pending == [str(pointer)]
-        assert "429" in row["enrichment_error"] or "rate" in row["enrichment_error"].lower()
-        assert (row["enrichment_run_after"] - row["updated_at"]).total_seconds() >= 0.25, (
-            "retry-after honoured"
-        )
+        assert "503" in row["enrichment_error"] and row["enrichment_attempts"] == 1
+        assert (row["enrichment_run_after"] - row["at"]).total_seconds() >= 0.4, "backoff honoured"
         assert await watcher.until_final(1, timeout=15) == {str(pointer): "complete"}
     row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
     assert row["enrichment_attempts"] == 3 and row["enrichment_error"] is None
     assert crops.gemini.calls == 3
+
+
+async def test_a_quota_refusal_waits_for_retry_info_and_spends_no_attempt(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    crops.gemini.script([{"kind": "429_retry_info", "retry_delay": "0.4s"}])
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=30.0)
+    _, page = await make_page(conn)
+    [pointer] = await insert_pointers(conn, page, 1)
+    async with running_worker(settings):
+        assert await watcher.until_status("pending", 1, timeout=10) == [str(pointer)]
+        row = await conn.fetchrow("SELECT *, now() AS at FROM pointers WHERE id = $1", pointer)
+        assert row["enrichment_attempts"] == 0, "the attempt is given back"
+        assert row["enrichment_error"] is None, "a wait is not a failure"
+        assert json.loads(row["enrichment_metadata"])["last_wait"]["kind"] == "rate_limited"
+        assert (row["enrichment_run_after"] - row["at"]).total_seconds() >= 0.3, "RetryInfo honoured"
+        # Only the worker's own timer can wake it in time (30 s poll).
+        assert await watcher.until_final(1, timeout=10) == {str(pointer): "complete"}
+    row = await conn.fetchrow("SELECT * FROM pointers WHERE id = $1", pointer)
+    assert row["enrichment_attempts"] == 1
+    assert crops.gemini.calls == 2
 
 
 async def test_attempts_are_bounded_the_reason_is_kept_and_requeue_brings_the_row_back(

@@ -1,0 +1,562 @@
+"""The fleet-wide admission gate and pause in front of each provider, shared through Postgres.
+
+Gemini's limits belong to the Google project, not to a worker, so the state that admits a
+call lives in one row per provider (`pgqueue_enricher_provider_state`, sql/admission.sql)
+that every worker of every machine reads and updates with short statements:
+
+- the gate: with a limit configured (PASS2_GEMINI_RPM/TPM, PASS2_VOYAGE_RPM/TPM) or learnt
+  from a 429 (the adaptive rate), each call first reserves its own slot with one statement
+  and then sleeps until it, holding no database connection, so waiters start in slot order;
+  with neither, and nothing paused, a call costs no statement at all;
+- adaptive: a quota refusal lowers the shared rate (multiplicative decrease, once per
+  epoch) and every admitted call raises it a little (additive increase), capped by the quota
+  the provider names in its QuotaFailure;
+- the pause: a refused key, an unknown model, a spent daily quota, or OUTAGE_THRESHOLD
+  outages in a row across the fleet pause the provider; no worker claims while a provider
+  is paused, one worker at a time probes with a single row after a doubling backoff, and a
+  success lifts the pause for everyone (the others resume after a random delay, so the fleet
+  does not come back in one burst).
+
+The worker wraps its providers with `Admission.wrap`, asks `claimable` before each claim,
+and gives rows back with their attempt when a failure `gives_attempt_back`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
+from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.providers.factory import Providers
+from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.sqlfiles import blocks
+
+log = get_logger("pgqueue_enricher.admission")
+
+PROVIDERS = ("gemini", "voyage")
+# The gate admits this share of a limit: room for clock and network jitter between machines.
+HEADROOM = 0.97
+# A row waits at most this long for its permit while claimed; a later slot gives it back.
+MAX_HOLD_S = 20.0
+# How often a worker reads the shared state (pauses begun or lifted elsewhere, the adaptive rate).
+REFRESH_S = 0.5
+# Outages (5xx, timeouts, unreachable) in a row across the fleet that pause the provider.
+OUTAGE_THRESHOLD = 5
+# Workers other than the prober resume claiming within this many seconds, at random.
+RESUME_JITTER_S = 2.0
+# Adaptive rate: decrease factor per epoch, start when no quota is known, floor, and the
+# increase per admitted call (a share of the named quota, or a fixed step without one).
+DECREASE = 0.85
+START_RPM = 60.0
+FLOOR_RPM = 1.0
+INCREASE_SHARE = 0.005
+INCREASE_RPM = 0.5
+# Input tokens of an image at high media resolution, and characters per text token.
+IMAGE_TOKENS = 1120
+CHARS_PER_TOKEN = 4
+
+DbCall = Callable[..., Awaitable[Any]]
+Executor = asyncpg.Pool | asyncpg.Connection
+
+
+def sql(name: str) -> str:
+    return blocks("admission.sql")[name]
+
+
+@dataclass(frozen=True)
+class ProviderState:
+    """One provider's row as last read (`read_at` is this worker's monotonic clock)."""
+
+    provider: str
+    rpm_limit: float | None = None
+    tpm_limit: float | None = None
+    admitted_rpm: float | None = None
+    quota_rpm: float | None = None
+    epoch: int = 0
+    consecutive_failures: int = 0
+    paused_kind: str | None = None
+    paused_reason: str | None = None
+    paused_since: datetime | None = None
+    next_probe_at: datetime | None = None
+    next_probe_in_s: float | None = None
+    probe_by: str | None = None
+    admitted_total: int = 0
+    rejected_total: int = 0
+    rejected_per_minute: float = 0.0
+    read_at: float = 0.0
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_since is not None
+
+    @property
+    def gated(self) -> bool:
+        """Whether a call needs a permit: a limit is configured or has been learnt."""
+        return self.rpm_limit is not None or self.tpm_limit is not None or self.admitted_rpm is not None
+
+    @property
+    def probe_due(self) -> bool:
+        if not self.paused or self.next_probe_in_s is None:
+            return False
+        return time.monotonic() >= self.read_at + self.next_probe_in_s
+
+    def report(self) -> dict[str, Any]:
+        """The shape `status --json` shows under "providers"."""
+        return {
+            "provider": self.provider,
+            "rpm_limit": self.rpm_limit,
+            "tpm_limit": self.tpm_limit,
+            "admitted_rpm": None if self.admitted_rpm is None else round(self.admitted_rpm, 1),
+            "quota_rpm": self.quota_rpm,
+            "rejected_per_minute": round(self.rejected_per_minute, 1),
+            "rejected_total": self.rejected_total,
+            "paused": None
+            if not self.paused
+            else {
+                "kind": self.paused_kind,
+                "reason": self.paused_reason,
+                "since": self.paused_since.isoformat() if self.paused_since else None,
+                "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
+                "next_probe_in_s": None
+                if self.next_probe_in_s is None
+                else round(max(self.next_probe_in_s, 0.0), 1),
+            },
+        }
+
+
+def _state(row: asyncpg.Record) -> ProviderState:
+    return ProviderState(
+        provider=row["provider"],
+        rpm_limit=row["rpm_limit"],
+        tpm_limit=row["tpm_limit"],
+        admitted_rpm=row["admitted_rpm"],
+        quota_rpm=row["quota_rpm"],
+        epoch=int(row["throttle_epoch"]),
+        consecutive_failures=int(row["consecutive_failures"]),
+        paused_kind=row["paused_kind"],
+        paused_reason=row["paused_reason"],
+        paused_since=row["paused_since"],
+        next_probe_at=row["next_probe_at"],
+        next_probe_in_s=row["next_probe_in_s"],
+        probe_by=row["probe_by"],
+        admitted_total=int(row["admitted_total"]),
+        rejected_total=int(row["rejected_total"]),
+        rejected_per_minute=float(row["rejected_per_minute"] or 0.0),
+        read_at=time.monotonic(),
+    )
+
+
+async def read_states(db: Executor) -> dict[str, ProviderState]:
+    return {row["provider"]: _state(row) for row in await db.fetch(sql("provider_state_read"))}
+
+
+async def resume_provider(db: Executor, provider: str) -> bool:
+    """What `SELECT pgqueue_enricher_resume_provider(...)` does, for Python callers."""
+    return bool(await db.fetchval("SELECT pgqueue_enricher_resume_provider($1)", provider))
+
+
+@dataclass(frozen=True)
+class Permit:
+    provider: str
+    epoch: int
+    tokens: int
+
+
+def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
+    """Input tokens of a describe call, estimated before it: the image plus the prompt text."""
+    chars = instruction_chars + sum(
+        len(text or "")
+        for text in (item.sheet_reflection, item.page_name, item.discipline_name, item.pointer_title)
+    )
+    return IMAGE_TOKENS + chars // CHARS_PER_TOKEN + 64  # + the prompt's fixed labels
+
+
+class Admission:
+    """One worker's view of the shared state, and its side of every statement on it."""
+
+    def __init__(
+        self, settings: Settings, worker_id: str, db: DbCall, doorbell: asyncio.Event | None = None
+    ) -> None:
+        self.worker_id = worker_id
+        self.db = db
+        self.doorbell = doorbell
+        self.limits = {
+            "gemini": (settings.pass2_gemini_rpm, settings.pass2_gemini_tpm),
+            "voyage": (settings.pass2_voyage_rpm, settings.pass2_voyage_tpm),
+        }
+        self.probe_base = settings.pass2_probe_base
+        self.probe_max = max(settings.pass2_probe_max, settings.pass2_probe_base)
+        self.states: dict[str, ProviderState] = {name: ProviderState(name) for name in PROVIDERS}
+        # (provider, pointer id once claimed) while this worker holds the fleet's probe.
+        self.probe: tuple[str, uuid.UUID | None] | None = None
+        self.resume_at = 0.0  # monotonic: no claim before (jittered resume after a pause)
+        self.calls: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.waited: Counter[str] = Counter()
+        self.available = False  # the table exists (a database migrated to 0007 or later)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Write this worker's configured limits and read the state, before the first claim."""
+        try:
+            for provider, (rpm, tpm) in self.limits.items():
+                await self.db(_configure, provider, rpm, tpm)
+            await self.refresh()
+            self.available = True
+        except asyncpg.UndefinedTableError:
+            log.warning(
+                "admission_unavailable",
+                detail="pgqueue_enricher_provider_state is missing (run `pgqueue-enricher migrate`); "
+                "calls are not gated and provider pauses are not shared",
+            )
+
+    async def refresh(self) -> None:
+        before = self.states
+        self.states = {**before, **await self.db(read_states, attempts=2)}
+        for provider, state in self.states.items():
+            was = before.get(provider)
+            if was is not None and was.paused and not state.paused:
+                self._resume_claiming(jitter=True)
+            if state.probe_due and self.doorbell is not None:
+                self.doorbell.set()
+
+    async def run(self, closing: asyncio.Event) -> None:
+        """Side duty: keep the cached state fresh (pauses begun or lifted by other workers)."""
+        from pgqueue_enricher.aio import set_within
+
+        while self.available and not await set_within(closing, REFRESH_S):
+            try:
+                await self.refresh()
+            except Exception as exc:  # noqa: BLE001 - a missed refresh only delays what we learn
+                log.debug("admission_refresh_failed", reason=f"{type(exc).__name__}")
+
+    def wrap(self, providers: Providers) -> Providers:
+        """The same providers, with the gate in front of the ones it knows (Gemini, Voyage)."""
+        describer, embedder = providers.describer, providers.embedder
+        if describer.name in PROVIDERS:
+            describer = GatedDescriber(describer, self)  # type: ignore[assignment]
+        if embedder.name in PROVIDERS:
+            embedder = GatedEmbedder(embedder, self)  # type: ignore[assignment]
+        return replace(providers, describer=describer, embedder=embedder)
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def paused(self) -> list[ProviderState]:
+        return [state for state in self.states.values() if state.paused]
+
+    async def claimable(self, free: int, in_flight: Iterable[uuid.UUID]) -> int:
+        """How many rows to claim now: all free slots, none while a provider is paused, or one
+        row when this worker has just taken the fleet's probe of a paused provider."""
+        if free <= 0 or not self.available:
+            return free
+        paused = self.paused()
+        if not paused:
+            self.probe = None
+            return 0 if time.monotonic() < self.resume_at else free
+        if self.probe is not None and self.probe[1] in set(in_flight):
+            return 0  # our probe is still running
+        self.probe = None
+        for state in paused:
+            if state.probe_due and await self.db(_take_probe, state.provider, self.worker_id, self.probe_max):
+                log.info("provider_probe", provider=state.provider, paused_kind=state.paused_kind)
+                self.probe = (state.provider, None)
+                return 1
+        return 0
+
+    def claimed(self, pointer_ids: list[uuid.UUID]) -> None:
+        if self.probe is not None and self.probe[1] is None and pointer_ids:
+            self.probe = (self.probe[0], pointer_ids[0])
+
+    def _resume_claiming(self, *, jitter: bool) -> None:
+        delay = random.uniform(0, RESUME_JITTER_S) if jitter else 0.0  # noqa: S311 - not security
+        self.resume_at = time.monotonic() + delay
+        if self.doorbell is not None:
+            asyncio.get_running_loop().call_later(delay, self.doorbell.set)
+
+    # -- one call -------------------------------------------------------------------------
+
+    async def admit(self, provider: str, tokens: int) -> Permit:
+        """Wait for this call's slot (holding no connection), or raise a wait failure."""
+        state = self.states[provider]
+        self.calls[provider] += 1
+        probing = self.probe is not None and self.probe[0] == provider
+        if state.paused and not probing:
+            raise TransientFailure(
+                "provider_paused",
+                f"{provider} is paused for the whole fleet ({state.paused_kind}): {state.paused_reason}",
+                scope="systemic",
+                provider=provider,
+            )
+        if not self.available or not state.gated or probing:
+            return Permit(provider, state.epoch, 0)
+        share = INCREASE_SHARE * state.quota_rpm if state.quota_rpm else INCREASE_RPM
+        row = await self.db(_acquire, provider, tokens, MAX_HOLD_S, HEADROOM, share)
+        wait = max(float(row["wait_s"] or 0.0), 0.0)
+        if row["paused"] and not probing:
+            await self.refresh()
+            raise TransientFailure(
+                "provider_paused",
+                f"{provider} is paused for the whole fleet",
+                scope="systemic",
+                provider=provider,
+            )
+        if not row["reserved"]:
+            self.waited[provider] += 1
+            raise TransientFailure(
+                "gate_wait",
+                f"the fleet's {provider} budget is taken for the next {wait:.0f}s (admission gate)",
+                retry_after=wait,
+                scope="wait",
+                provider=provider,
+            )
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return Permit(provider, int(row["epoch"]), tokens)
+
+    async def succeeded(self, permit: Permit, tokens_used: int | None) -> None:
+        state = self.states[permit.provider]
+        if not self.available:
+            return
+        if state.tpm_limit is not None and tokens_used is not None and permit.tokens:
+            await self.db(_correct_tokens, permit.provider, tokens_used - permit.tokens, HEADROOM)
+        if state.consecutive_failures or state.paused:
+            await self._succeed(permit.provider)
+
+    async def _succeed(self, provider: str) -> None:
+        row = await self.db(_succeed, provider)
+        self.states[provider] = replace(
+            self.states[provider],
+            consecutive_failures=0,
+            paused_kind=None,
+            paused_reason=None,
+            paused_since=None,
+            next_probe_at=None,
+            next_probe_in_s=None,
+        )
+        if row is not None and row["resumed"]:
+            log.warning(
+                "provider_resumed",
+                provider=provider,
+                paused_kind=row["paused_kind"],
+                paused_s=round(float(row["paused_s"] or 0.0), 1),
+            )
+        self.probe = None
+        self._resume_claiming(jitter=False)
+
+    async def failed(self, permit: Permit, failure: EnrichmentFailure) -> None:
+        """Record a failure in the shared state; may re-scope it (an outage that paused)."""
+        provider = permit.provider
+        if not self.available:
+            return
+        if failure.scope == "row":
+            # The provider answered: it works, whatever the row's trouble.
+            if self.states[provider].consecutive_failures or self.states[provider].paused:
+                await self._succeed(provider)
+            return
+        if failure.scope == "wait":
+            self.rejected[provider] += 1
+            row = await self.db(
+                _throttle, provider, permit.epoch, failure.quota_per_minute, DECREASE, START_RPM, FLOOR_RPM
+            )
+            self.states[provider] = replace(
+                self.states[provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])
+            )
+            if failure.retry_after is None:
+                rpm = row["admitted_rpm"] or START_RPM
+                failure.retry_after = max(float(row["next_slot_s"] or 0.0), 60.0 / rpm)
+            return
+        systemic = failure.scope == "systemic"
+        first_probe = self.probe_base
+        if failure.kind == "daily_quota" and failure.retry_after:
+            first_probe = max(failure.retry_after, self.probe_base)
+        row = await self.db(
+            _fail,
+            provider,
+            1 if systemic else OUTAGE_THRESHOLD,
+            failure.kind,
+            failure.reason,
+            first_probe,
+            self.probe_base,
+        )
+        if self.probe is not None and self.probe[0] == provider:
+            self.probe = None
+        if row["paused"]:
+            failure.scope = "systemic"
+            failure.retry_after = None
+            self.states[provider] = replace(
+                self.states[provider],
+                paused_kind=self.states[provider].paused_kind or failure.kind,
+                paused_reason=self.states[provider].paused_reason or failure.reason,
+                paused_since=self.states[provider].paused_since or datetime.now().astimezone(),
+                next_probe_in_s=row["next_probe_in_s"],
+                read_at=time.monotonic(),
+            )
+        else:
+            self.states[provider] = replace(
+                self.states[provider], consecutive_failures=int(row["consecutive_failures"])
+            )
+        if row["started"]:
+            log.warning(
+                "provider_paused",
+                provider=provider,
+                kind=failure.kind,
+                reason=failure.reason,
+                next_probe_in_s=round(float(row["next_probe_in_s"] or 0.0), 1),
+                detail="no worker claims until a probe succeeds or "
+                f"SELECT pgqueue_enricher_resume_provider('{provider}')",
+            )
+
+    # -- observability --------------------------------------------------------------------
+
+    def render_metrics(self) -> list[str]:
+        lines = [
+            "# TYPE pgqe_provider_calls_total counter",
+            *(f'pgqe_provider_calls_total{{provider="{p}"}} {self.calls[p]}' for p in PROVIDERS),
+            "# TYPE pgqe_provider_rejected_total counter",
+            *(f'pgqe_provider_rejected_total{{provider="{p}"}} {self.rejected[p]}' for p in PROVIDERS),
+            "# TYPE pgqe_provider_rejected_per_minute gauge",
+            *(
+                f'pgqe_provider_rejected_per_minute{{provider="{p}"}} {s.rejected_per_minute:g}'
+                for p, s in self.states.items()
+            ),
+            "# TYPE pgqe_provider_admitted_rpm gauge",
+            *(
+                f'pgqe_provider_admitted_rpm{{provider="{p}"}} {_admitted(s):g}'
+                for p, s in self.states.items()
+                if _admitted(s) is not None
+            ),
+            "# TYPE pgqe_provider_paused gauge",
+            *(
+                f'pgqe_provider_paused{{provider="{p}",kind="{s.paused_kind or ""}"}} {int(s.paused)}'
+                for p, s in self.states.items()
+            ),
+        ]
+        return lines
+
+    def health_lines(self) -> list[str]:
+        return [pause_line(state) for state in self.paused()]
+
+
+def _admitted(state: ProviderState) -> float | None:
+    """The rate the gate admits (requests/min), None when nothing limits it."""
+    rates = [r for r in (state.rpm_limit, state.admitted_rpm) if r is not None]
+    return min(rates) * HEADROOM if rates else None
+
+
+def pause_line(state: ProviderState) -> str:
+    since = state.paused_since.isoformat(timespec="seconds") if state.paused_since else "?"
+    probe = "" if state.next_probe_in_s is None else f"; next probe in {max(state.next_probe_in_s, 0):.0f} s"
+    return f"{state.provider} paused since {since} ({state.paused_kind}){probe}: {state.paused_reason}"
+
+
+# -- statements (sql/admission.sql) ---------------------------------------------------------
+
+
+async def _configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:
+    await db.execute(sql("provider_state_configure"), provider, rpm, tpm)
+
+
+async def _acquire(
+    db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
+) -> asyncpg.Record:
+    return await db.fetchrow(sql("provider_state_acquire"), provider, tokens, max_hold, headroom, increase)
+
+
+async def _correct_tokens(db: Executor, provider: str, delta: int, headroom: float) -> None:
+    await db.execute(sql("provider_state_correct_tokens"), provider, delta, headroom)
+
+
+async def _throttle(
+    db: Executor,
+    provider: str,
+    epoch: int,
+    quota_rpm: float | None,
+    decrease: float,
+    start: float,
+    floor: float,
+) -> asyncpg.Record:
+    return await db.fetchrow(
+        sql("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor
+    )
+
+
+async def _fail(
+    db: Executor, provider: str, threshold: int, kind: str, reason: str, first_probe: float, base: float
+) -> asyncpg.Record:
+    return await db.fetchrow(sql("provider_state_fail"), provider, threshold, kind, reason, first_probe, base)
+
+
+async def _succeed(db: Executor, provider: str) -> asyncpg.Record | None:
+    return await db.fetchrow(sql("provider_state_succeed"), provider)
+
+
+async def _take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
+    return await db.fetchval(sql("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
+
+
+# -- the wrappers -----------------------------------------------------------------------------
+
+
+class GatedDescriber:
+    """The describer behind the gate: a permit before the call, the outcome into the state after."""
+
+    def __init__(self, inner: Any, admission: Admission) -> None:
+        self._inner = inner
+        self._admission = admission
+        self.name = inner.name
+        from pgqueue_enricher.providers.prompt import SYSTEM_INSTRUCTION
+
+        self._instruction_chars = len(SYSTEM_INSTRUCTION)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
+        permit = await self._admission.admit(self.name, describe_tokens(item, self._instruction_chars))
+        try:
+            output = await self._inner.describe(item)
+        except EnrichmentFailure as failure:
+            await self._admission.failed(permit, failure)
+            raise
+        usage = output.metadata.get("usage") or {}
+        used = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        await self._admission.succeeded(permit, used if isinstance(used, int) else None)
+        return output
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class GatedEmbedder:
+    def __init__(self, inner: Any, admission: Admission) -> None:
+        self._inner = inner
+        self._admission = admission
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def embed(self, text: str) -> Embedding:
+        permit = await self._admission.admit(self.name, len(text) // CHARS_PER_TOKEN + 1)
+        try:
+            embedding = await self._inner.embed(text)
+        except EnrichmentFailure as failure:
+            await self._admission.failed(permit, failure)
+            raise
+        await self._admission.succeeded(permit, embedding.total_tokens or None)
+        return embedding
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
