@@ -560,3 +560,39 @@ class GatedEmbedder:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+async def provider_report(db: Executor) -> list[dict[str, Any]]:
+    """Every provider's limits, admitted rate, 429 rate and pause, for `status`."""
+    try:
+        states = await read_states(db)
+    except asyncpg.UndefinedTableError:
+        return []
+    return [state.report() for state in states.values()]
+
+
+def status_lines(providers: list[dict[str, Any]]) -> list[str]:
+    """`status` in words: one line per provider, and one more for a pause."""
+    lines = []
+    for item in providers:
+        limits = ", ".join(
+            f"{value:g} {unit}"
+            for value, unit in ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
+            if value is not None
+        )
+        admitted = item["admitted_rpm"]
+        lines.append(
+            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate "
+            f"{'unlimited' if admitted is None else f'{admitted:g} requests/min'}; "
+            f"429s {item['rejected_per_minute']:g}/min"
+        )
+        pause = item["paused"]
+        if pause:
+            probe = pause["next_probe_in_s"]
+            lines.append(
+                f"  PAUSED since {pause['since']} ({pause['kind']})"
+                + ("" if probe is None else f", next probe in {probe:.0f} s")
+                + f": {pause['reason']}"
+            )
+            lines.append(f"  lift by hand: SELECT pgqueue_enricher_resume_provider('{item['provider']}');")
+    return lines

@@ -190,9 +190,22 @@ async def _with_connection(settings: Settings, work: Any) -> Any:
         await conn.close()
 
 
+async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
+    from pgqueue_enricher import admission
+
+    report = await queue.status_report(conn)
+    report["providers"] = await admission.provider_report(conn)  # provider admission
+    return report
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from pgqueue_enricher.admission import status_lines
+
     settings = _settings(args)
-    report = asyncio.run(_with_connection(settings, queue.status_report))
+    report = asyncio.run(_with_connection(settings, _status_report))
+    for provider in report["providers"]:
+        if provider["paused"]:
+            provider["paused"]["reason"] = scrub(provider["paused"]["reason"] or "")
     report["failure_reasons"] = [{**r, "reason": scrub(r["reason"])} for r in report["failure_reasons"]]
     if args.json:
         print(json.dumps(report))
@@ -212,6 +225,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:
         print(f"  {worker['worker_id']}: {worker['in_flight']} in flight")
+    for line in status_lines(report["providers"]):
+        print(line)
     if report["failure_reasons"]:
         print("top failure reasons:")
         for reason in report["failure_reasons"]:

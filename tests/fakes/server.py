@@ -399,7 +399,8 @@ class GeminiFake(ServiceFake):
         self.answer: Callable[[str], str] = realistic_answer
         self._quota: tuple[int, float, bool] | None = None
         self._accepted_at: collections.deque[float] = collections.deque()
-        self._daily: tuple[float, int] | None = None
+        self._daily: tuple[float | None, int, float] | None = None
+        self.daily_reset_at: float | None = None  # wall clock of the daily reset, once refusing
         self._outage: str | None = None
         # Extra seconds for calls about these pointer titles (ended early by reset_wake()).
         self.slow_titles: dict[str, float] = {}
@@ -420,10 +421,10 @@ class GeminiFake(ServiceFake):
             self._accepted_at = collections.deque()
 
     def daily_quota(self, reset_in: float, allowed: int = 0) -> None:
-        """Accept `allowed` more calls, then refuse with a PerDay QuotaFailure until `reset_in`
-        seconds from now (RetryInfo counts down to it)."""
+        """Accept `allowed` more calls, then refuse with a PerDay QuotaFailure for `reset_in`
+        seconds counted from the first refusal (RetryInfo counts down to the reset)."""
         with self._lock:
-            self._daily = (time.monotonic() + float(reset_in), int(allowed))
+            self._daily = (None, int(allowed), float(reset_in))
 
     def outage(self, mode: str | None) -> None:
         """Every call fails the same way until `outage(None)`: "key_revoked" (400
@@ -438,12 +439,16 @@ class GeminiFake(ServiceFake):
         if self._outage is not None:
             return Fault(OUTAGE_MODES[self._outage])
         if self._daily is not None:
-            reset_at, allowed = self._daily
-            if now >= reset_at:
+            reset_at, allowed, reset_in = self._daily
+            if reset_at is not None and now >= reset_at:
                 self._daily = None
             elif allowed > 0:
-                self._daily = (reset_at, allowed - 1)
+                self._daily = (reset_at, allowed - 1, reset_in)
             else:
+                if reset_at is None:
+                    reset_at = now + reset_in
+                    self._daily = (reset_at, 0, reset_in)
+                self.daily_reset_at = time.time() + (reset_at - now)
                 return Fault(
                     "daily_quota", retry_delay=f"{max(reset_at - now, 0.0):.3f}s", quota_value="1000"
                 )
