@@ -401,6 +401,10 @@ class GeminiFake(ServiceFake):
         self._accepted_at: collections.deque[float] = collections.deque()
         self._daily: tuple[float | None, int, float] | None = None
         self.daily_reset_at: float | None = None  # wall clock of the daily reset, once refusing
+        # Calls the per-minute quota let through, and the wall clock of the first and the last.
+        self.quota_accepted = 0
+        self.quota_first_at: float | None = None
+        self.quota_last_at: float | None = None
         self._outage: str | None = None
         # Extra seconds for calls about these pointer titles (ended early by reset_wake()).
         self.slow_titles: dict[str, float] = {}
@@ -464,6 +468,10 @@ class GeminiFake(ServiceFake):
                     quota_value=f"{calls * 60 / window:g}",
                 )
             self._accepted_at.append(now)
+            wall = time.time()
+            self.quota_accepted += 1
+            self.quota_first_at = self.quota_first_at or wall
+            self.quota_last_at = wall
         return None
 
     def _extra_latency(self, record: RecordedRequest) -> float:
@@ -485,6 +493,11 @@ class GeminiFake(ServiceFake):
         with self._lock:
             result["by_title"] = dict(self.by_title)
             result["ok_by_title"] = dict(self.ok_by_title)
+            result["quota"] = {
+                "accepted": self.quota_accepted,
+                "first_at": self.quota_first_at,
+                "last_at": self.quota_last_at,
+            }
         return result
 
 
