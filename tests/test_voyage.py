@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure
+from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
 from pgqueue_enricher.providers.voyage import VoyageEmbedder
 from pgqueue_enricher.settings import Settings
@@ -74,6 +74,16 @@ async def test_a_status_the_sdk_has_no_class_for_quotes_voyages_detail_not_the_r
     )
 
 
+async def test_a_success_whose_body_cannot_be_read_is_transient(
+    fake_server: FakeServer, embedder: VoyageEmbedder
+) -> None:
+    fake_server.voyage.script(["garbled"])  # the SDK reports it as an APIError with status 200
+    failure = await failure_of(embedder)
+    assert isinstance(failure, TransientFailure)
+    assert failure.kind == "bad_response"
+    assert failure.reason == "Voyage sent a response that could not be read (HTTP 200)"
+
+
 async def test_no_voyage_specific_failure_message_log_or_output_contains_a_key(
     fake_server: FakeServer,
     provider_settings: Settings,
@@ -83,7 +93,7 @@ async def test_no_voyage_specific_failure_message_log_or_output_contains_a_key(
     caplog.set_level(logging.DEBUG)
     provider = VoyageEmbedder(provider_settings.model_copy(update={"pass2_voyage_timeout": 0.3}))
     # The HTTP faults are in tests/test_provider_faults.py; this one is Voyage's own.
-    kinds = ["dims"]
+    kinds = ["dims", "garbled"]
     fake_server.voyage.script(kinds)
     reasons = []
     for _ in kinds:

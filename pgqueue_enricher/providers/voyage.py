@@ -59,6 +59,8 @@ def classify_voyage_error(exc: voyage_errors.VoyageError) -> EnrichmentFailure:
         return TransientFailure("connection", f"could not reach Voyage: {_message(exc)}")
     status = _status(exc)
     label = f"HTTP {status}" if status else type(exc).__name__
+    if status is not None and 200 <= status <= 299:  # the SDK's APIError for a body it cannot parse
+        return TransientFailure("bad_response", f"Voyage sent a response that could not be read ({label})")
     if is_transient_status(status):
         sentence = (
             f"Voyage rate limit reached ({label}): {_message(exc)}"

@@ -63,7 +63,7 @@ GEMINI_KINDS = frozenset(
 VOYAGE_KINDS = frozenset(
     {
         "ok", "429", "429_no_retry_after", "408", "500", "503", "400", "401", "403", "timeout",
-        "drop", "drop_mid_body", "dims",
+        "drop", "drop_mid_body", "dims", "garbled",
     }
 )  # fmt: skip
 STORAGE_KINDS = frozenset(
@@ -791,6 +791,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(401, {"detail": "Provided API key is invalid."})
         elif kind == "403":
             self._json(403, {"detail": "Access to this model is not allowed for this organization."})
+        elif kind == "garbled":  # a 200 whose JSON a broken proxy cut short
+            self._send(200, b'{"object": "list", "data": [{"object": "embed', "application/json")
         else:
             texts = raw.get("input")
             texts = [texts] if isinstance(texts, str) else list(texts or [])
