@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from pgqueue_enricher.drawings import RenderedCrop, sample_project_crops
+from pgqueue_enricher.demo.drawings import RenderedCrop
+from pgqueue_enricher.demo.sample import sample_project_crops
 from pgqueue_enricher.errors import PermanentFailure
 from pgqueue_enricher.providers import local
 from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
