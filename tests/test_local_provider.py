@@ -1,4 +1,4 @@
-"""The offline provider (ENRICHER_PROVIDER=local) on fixed crops from `drawings.py`.
+"""The offline provider (ENRICHER_PROVIDER=local) on the demo's fixed crops (`demo/sample.py`).
 
 Every describe and embed here runs with outbound sockets cut: the provider's promise is
 that it needs no keys and no network, and a test is the only place that promise is kept.
