@@ -1,4 +1,4 @@
-"""The offline provider (ENRICHER_PROVIDER=local) on fixed crops from `drawings.py`.
+"""The offline provider (ENRICHER_PROVIDER=local) on the demo's fixed crops (`demo/sample.py`).
 
 Every describe and embed here runs with outbound sockets cut: the provider's promise is
 that it needs no keys and no network, and a test is the only place that promise is kept.
@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from pgqueue_enricher.drawings import RenderedCrop, sample_project_crops
+from pgqueue_enricher.demo.drawings import RenderedCrop
+from pgqueue_enricher.demo.sample import sample_project_crops
 from pgqueue_enricher.errors import PermanentFailure
 from pgqueue_enricher.providers import local
 from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
