@@ -84,7 +84,7 @@ async def run(count: int, seed: int, verbose: bool) -> int:
     crops = heldout_crops(seed=seed, count=count)
     describer = LocalDescriber()
     started = time.perf_counter()
-    await describer.warm_up()
+    await describer.open()
     dimensions, references = Tally("dimensions"), Tally("cross-references")
     ocr_ms = 0.0
     for index, crop in enumerate(crops):
