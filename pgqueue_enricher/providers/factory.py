@@ -1,4 +1,4 @@
-"""Builds the providers the settings ask for, once per worker, and closes them together."""
+"""Builds the providers the settings ask for, once per worker, and opens and closes them together."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pgqueue_enricher.providers.storage import open_crop_store
 from pgqueue_enricher.providers.types import CropStore, Describer, Embedder
-from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.settings import ConfigError, Settings
 
 
 @dataclass
@@ -19,6 +19,11 @@ class Providers:
     def prompt_version(self) -> str:
         return str(getattr(self.describer, "prompt_version", self.describer.name))
 
+    async def open(self) -> None:
+        """Before the first claim: the first provider that cannot work raises its ConfigError."""
+        for provider in (self.store, self.describer, self.embedder):
+            await provider.open()
+
     async def aclose(self) -> None:
         for provider in (self.store, self.describer, self.embedder):
             await provider.aclose()
@@ -27,8 +32,13 @@ class Providers:
 def build_providers(settings: Settings) -> Providers:
     store = open_crop_store(settings)
     if settings.enricher_provider == "local":
-        from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
-
+        try:
+            from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
+        except ImportError as exc:  # the offline provider's own imports, should they need an extra
+            raise ConfigError(
+                f"ENRICHER_PROVIDER=local needs {exc.name or 'a module'} of the `local` extra, "
+                "not installed: pip install 'pgqueue-enricher[local]'"
+            ) from None
         return Providers(store, LocalDescriber(settings), LexicalEmbedder(settings))
     from pgqueue_enricher.providers.gemini import GeminiDescriber
     from pgqueue_enricher.providers.voyage import VoyageEmbedder

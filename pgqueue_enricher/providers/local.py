@@ -1021,6 +1021,20 @@ class LocalDescriber:
     def __init__(self, settings: Settings | None = None) -> None:
         self._max_pixels = getattr(settings, "pass2_max_image_pixels", DEFAULT_MAX_PIXELS)
 
+    async def open(self) -> None:
+        """The `local` extra is importable (finding it loads nothing; `warm_up` loads the models)."""
+        import importlib.util
+
+        from pgqueue_enricher.settings import ConfigError
+
+        missing = [
+            m for m in ("rapidocr_onnxruntime", "cv2", "numpy", "PIL") if not importlib.util.find_spec(m)
+        ]
+        if missing:
+            raise ConfigError(
+                f"ENRICHER_PROVIDER=local needs {', '.join(missing)}, not installed: {INSTALL_HINT}"
+            )
+
     async def warm_up(self) -> None:
         """Load the models now, so a missing extra fails at start-up, not on the first pointer."""
 
@@ -1118,6 +1132,9 @@ class LexicalEmbedder:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
+
+    async def open(self) -> None:
+        """Pure Python, no extra and no file: nothing can be missing."""
 
     async def embed(self, text: str) -> Embedding:
         vector = lexical_vector(text)
