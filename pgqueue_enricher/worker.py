@@ -339,6 +339,7 @@ async def run_pass2_worker(
     """Run the Pass 2 worker until `stop_event` is set (or, with drain=True, until the queue is empty).
 
     For a host app: start it as a task in the FastAPI lifespan and set the event on shutdown.
+    A provider that cannot open raises ConfigError before any connection or claim.
     """
     settings = settings or load_settings()
     settings.check_provider_config()
