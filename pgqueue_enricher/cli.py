@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import sys
 import uuid
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher import queue
+from pgqueue_enricher.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
@@ -128,42 +127,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-class ProgressBar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.total = 0
-
-    def __call__(self, pending: int, processing: int) -> None:
-        if not self.enabled:
-            return
-        left = pending + processing
-        self.total = max(self.total, left)
-        done = self.total - left
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {processing} in flight "
-        )
-        sys.stderr.flush()
-        if left == 0:
-            sys.stderr.write("\n")
-
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """First SIGTERM/SIGINT: graceful stop. Second: exit at once (leases expire and are rescued)."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from pgqueue_enricher.worker import run_pass2_worker
 
@@ -252,7 +215,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pgqueue_enricher.demo import run_demo
+    from pgqueue_enricher.demo.command import run_demo
 
     return run_demo(pointers=args.pointers, data_dir=args.data_dir)
 

@@ -109,9 +109,8 @@ def check_id_types(database_url: str) -> None:
                 if row is not None and row != "uuid":
                     raise ConfigError(
                         f"{table}.{column} is {row}, but pgqueue-enricher needs uuid ids "
-                        "(Maestro's production schema); nothing was changed: convert the ids "
-                        f"(ALTER TABLE {table} ALTER COLUMN {column} TYPE uuid USING {column}::uuid) "
-                        "or point DATABASE_URL at a database with uuid ids"
+                        "(Maestro's production schema); nothing was changed: convert those ids to "
+                        "uuid or point DATABASE_URL at a database with uuid ids"
                     )
     finally:
         engine.dispose()

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
+
 QUOTA_FAILURE = "google.rpc.QuotaFailure"
 
 
@@ -44,3 +46,26 @@ def read_quota_refusal(details: list[dict[str, Any]]) -> QuotaRefusal:
         requests_per_minute=requests_per_minute,
         quota_ids=tuple(ids),
     )
+
+
+def admission_scope(
+    failure: EnrichmentFailure, provider: str, details: list[dict[str, Any]] | None = None
+) -> EnrichmentFailure:
+    """A transient-status failure with its admission scope: a 429 is a wait (or, for a spent
+    per-day budget, a pause until RetryInfo); a 5xx or 408 is an outage."""
+    failure.provider = provider
+    if failure.kind != "rate_limited":
+        failure.scope = "outage"
+        return failure
+    refusal = read_quota_refusal(details or [])
+    if refusal.daily:
+        return TransientFailure(
+            "daily_quota",
+            f"{provider.capitalize()}'s daily quota is spent: {failure.reason}",
+            retry_after=failure.retry_after,
+            scope="systemic",
+            provider=provider,
+        )
+    failure.scope = "wait"
+    failure.quota_per_minute = refusal.requests_per_minute
+    return failure

@@ -45,7 +45,14 @@ BEGIN
 END
 $$;
 
-SELECT pg_temp.pgqe_ensure_index('idx_pointers_enrichment_status', 'pointers', ARRAY['enrichment_status'], NULL);
+DO $$
+BEGIN
+    IF pg_temp.pgqe_equivalent_index('pointers', ARRAY['enrichment_status'], NULL, false) IS NULL THEN
+        CREATE INDEX idx_pointers_enrichment_status ON pointers (enrichment_status);
+        COMMENT ON INDEX idx_pointers_enrichment_status IS 'pgqueue-enricher';
+    END IF;
+END
+$$;
 
 DO $$
 BEGIN
@@ -96,10 +103,26 @@ BEGIN
 END
 $$;
 
-SELECT pg_temp.pgqe_ensure_index('idx_experience_files_project_id', 'experience_files', ARRAY['project_id'], NULL);
-SELECT pg_temp.pgqe_ensure_index('idx_sessions_project_id', 'sessions', ARRAY['project_id'], NULL);
-SELECT pg_temp.pgqe_ensure_index('idx_sessions_user_id', 'sessions', ARRAY['user_id'], NULL);
-SELECT pg_temp.pgqe_ensure_index('idx_sessions_active', 'sessions', ARRAY['status'], 'status = ''active''');
+DO $$
+BEGIN
+    IF pg_temp.pgqe_equivalent_index('experience_files', ARRAY['project_id'], NULL, false) IS NULL THEN
+        CREATE INDEX idx_experience_files_project_id ON experience_files (project_id);
+        COMMENT ON INDEX idx_experience_files_project_id IS 'pgqueue-enricher';
+    END IF;
+    IF pg_temp.pgqe_equivalent_index('sessions', ARRAY['project_id'], NULL, false) IS NULL THEN
+        CREATE INDEX idx_sessions_project_id ON sessions (project_id);
+        COMMENT ON INDEX idx_sessions_project_id IS 'pgqueue-enricher';
+    END IF;
+    IF pg_temp.pgqe_equivalent_index('sessions', ARRAY['user_id'], NULL, false) IS NULL THEN
+        CREATE INDEX idx_sessions_user_id ON sessions (user_id);
+        COMMENT ON INDEX idx_sessions_user_id IS 'pgqueue-enricher';
+    END IF;
+    IF pg_temp.pgqe_equivalent_index('sessions', ARRAY['status'], 'status = ''active''', false) IS NULL THEN
+        CREATE INDEX idx_sessions_active ON sessions (status) WHERE status = 'active';
+        COMMENT ON INDEX idx_sessions_active IS 'pgqueue-enricher';
+    END IF;
+END
+$$;
 
 -- name: downgrade
 DO $$

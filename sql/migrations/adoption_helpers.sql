@@ -33,23 +33,5 @@ LANGUAGE sql AS $$
     LIMIT 1
 $$;
 
--- Creates index `name` on `target` (and tags it) unless an equivalent index exists.
-CREATE OR REPLACE FUNCTION pg_temp.pgqe_ensure_index(
-    name text, target regclass, columns text[], predicate text
-) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF pg_temp.pgqe_equivalent_index(target, columns, predicate, false) IS NOT NULL THEN
-        RETURN;
-    END IF;
-    EXECUTE format(
-        'CREATE INDEX %I ON %s (%s)%s', name, target,
-        (SELECT string_agg(quote_ident(col), ', ') FROM unnest(columns) AS col),
-        CASE WHEN predicate IS NULL THEN '' ELSE ' WHERE ' || predicate END
-    );
-    EXECUTE format('COMMENT ON INDEX %I IS %L', name, 'pgqueue-enricher');
-END
-$$;
-
 -- name: downgrade
 SELECT 1;
