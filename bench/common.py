@@ -93,8 +93,23 @@ class InstantEmbedder:
         return None
 
 
-def instant_providers(describer: InstantDescriber | None = None) -> Providers:
-    return Providers(InstantStore(), describer or InstantDescriber(), InstantEmbedder())  # type: ignore[arg-type]
+# Provider admission: the gate stands before providers named like the real ones. "off": the
+# instant providers keep their own name (no gate); "open": named gemini/voyage with no limit
+# (the gate's cost when nothing is configured or paused); "limited": a limit far above the
+# load on both, so every call takes a permit from the shared row.
+GATES = ("off", "open", "limited")
+
+
+def instant_providers(describer: InstantDescriber | None = None, gate: str = "off") -> Providers:
+    describer = describer or InstantDescriber()
+    embedder = InstantEmbedder()
+    if gate != "off":
+        describer.name, embedder.name = "gemini", "voyage"
+    return Providers(InstantStore(), describer, embedder)  # type: ignore[arg-type]
+
+
+def gate_settings(gate: str) -> dict[str, Any]:
+    return {"pass2_gemini_rpm": 1e9, "pass2_voyage_rpm": 1e9} if gate == "limited" else {}
 
 
 def bench_settings(url: str, **overrides: Any) -> Settings:

@@ -24,8 +24,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
+    GATES,
     InstantDescriber,
     bench_settings,
+    gate_settings,
     instant_providers,
     migrated_database,
     seed_pointers,
@@ -67,13 +69,15 @@ def insert_at_rate(url: str, page: str, count: int, rate: float) -> None:
     print(json.dumps(committed))
 
 
-async def measure(url: str, count: int, rate: float) -> list[float]:
+async def measure(url: str, count: int, rate: float, gate: str = "off") -> list[float]:
     page = await seed_pointers(url, 0)
     describer = StampingDescriber()
     describer.expected = count
-    settings = bench_settings(url, pass2_poll_interval=30.0, pass2_max_concurrent=8)
+    settings = bench_settings(url, pass2_poll_interval=30.0, pass2_max_concurrent=8, **gate_settings(gate))
     stop = asyncio.Event()
-    worker = Worker(settings, providers=instant_providers(describer), stop_event=stop, worker_id="pickup")
+    worker = Worker(
+        settings, providers=instant_providers(describer, gate), stop_event=stop, worker_id="pickup"
+    )
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.listener.ready.wait(), 30)
     inserter = await asyncio.create_subprocess_exec(
@@ -108,6 +112,9 @@ def main() -> int:
     )
     parser.add_argument("--pointers", type=int, default=500)
     parser.add_argument("--rate", type=float, default=50.0, help="inserts per second")
+    parser.add_argument(
+        "--gate", choices=GATES, default="open", help="provider admission gate (bench/common.py GATES)"
+    )
     parser.add_argument("--insert-into", nargs=2, metavar=("URL", "PAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.insert_into:
@@ -117,9 +124,10 @@ def main() -> int:
 
     configure_logging("console", "WARNING")
     with migrated_database("pgqe_bench_pickup") as url:
-        latencies = asyncio.run(measure(url, args.pointers, args.rate))
+        latencies = asyncio.run(measure(url, args.pointers, args.rate, args.gate))
     print(
-        f"{len(latencies)} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval"
+        f"{len(latencies)} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval, "
+        f"admission gate {args.gate}"
     )
     print(
         f"commit -> claimed, ms: p50 {percentile(latencies, 0.5):.2f}  p90 {percentile(latencies, 0.9):.2f}  "

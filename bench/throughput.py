@@ -26,9 +26,11 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     DESCRIPTION,
+    GATES,
     REFERENCES,
     VECTOR,
     bench_settings,
+    gate_settings,
     instant_providers,
     migrated_database,
     seed_pointers,
@@ -68,11 +70,11 @@ async def raw_sql(url: str, count: int, concurrency: int) -> float:
     return count / elapsed
 
 
-async def worker(url: str, count: int, concurrency: int) -> float:
+async def worker(url: str, count: int, concurrency: int, gate: str = "off") -> float:
     await seed_pointers(url, count)
-    settings = bench_settings(url, pass2_max_concurrent=concurrency)
+    settings = bench_settings(url, pass2_max_concurrent=concurrency, **gate_settings(gate))
     start = time.perf_counter()
-    bench_worker = Worker(settings, providers=instant_providers(), drain=True, worker_id="bench")
+    bench_worker = Worker(settings, providers=instant_providers(gate=gate), drain=True, worker_id="bench")
     await bench_worker.run()
     elapsed = time.perf_counter() - start
     if bench_worker.metrics.completions != count:
@@ -86,6 +88,9 @@ def main() -> int:
     )
     parser.add_argument("--pointers", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[3, 32])
+    parser.add_argument(
+        "--gate", choices=GATES, default="open", help="provider admission gate (bench/common.py GATES)"
+    )
     args = parser.parse_args()
     from pgqueue_enricher.logs import configure_logging
 
@@ -94,10 +99,11 @@ def main() -> int:
     with migrated_database("pgqe_bench_throughput") as url:
         for concurrency in args.concurrency:
             raw = asyncio.run(raw_sql(url, args.pointers, concurrency))
-            ours = asyncio.run(worker(url, args.pointers, concurrency))
+            ours = asyncio.run(worker(url, args.pointers, concurrency, args.gate))
             results.append((concurrency, raw, ours))
     print(
-        f"{args.pointers} pointers per run, instant providers (1024-d vector, {len(DESCRIPTION)} B markdown)"
+        f"{args.pointers} pointers per run, instant providers (1024-d vector, {len(DESCRIPTION)} B markdown), "
+        f"admission gate {args.gate}"
     )
     print(f"{'concurrency':>11} {'raw-SQL limit/s':>16} {'worker/s':>9} {'ratio':>6}")
     for concurrency, raw, ours in results:
