@@ -58,6 +58,7 @@ RESUME_JITTER_S = 2.0
 # Adaptive rate: decrease factor per epoch, start when no quota is known, floor, and the
 # increase per admitted call (a share of the named quota, or a fixed step without one).
 DECREASE = 0.85
+MILD_DECREASE = 0.95  # a configured limit within the provider's named quota
 START_RPM = 60.0
 FLOOR_RPM = 1.0
 INCREASE_SHARE = 0.005
@@ -368,7 +369,14 @@ class Admission:
         if failure.scope == "wait":
             self.rejected[provider] += 1
             row = await self.db(
-                _throttle, provider, permit.epoch, failure.quota_per_minute, DECREASE, START_RPM, FLOOR_RPM
+                _throttle,
+                provider,
+                permit.epoch,
+                failure.quota_per_minute,
+                DECREASE,
+                START_RPM,
+                FLOOR_RPM,
+                MILD_DECREASE,
             )
             self.states[provider] = replace(
                 self.states[provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])
@@ -486,9 +494,10 @@ async def _throttle(
     decrease: float,
     start: float,
     floor: float,
+    mild: float,
 ) -> asyncpg.Record:
     return await db.fetchrow(
-        sql("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor
+        sql("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild
     )
 
 

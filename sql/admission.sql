@@ -124,9 +124,11 @@ WHERE provider = $1 AND tpm_limit IS NOT NULL;
 -- name: provider_state_throttle
 -- A per-minute quota refusal ($1 provider, $2 throttle epoch the refused call was admitted
 -- under, $3 the per-minute request quota the provider named or NULL, $4 decrease factor,
--- $5 starting rate when none is known, $6 lowest rate). Multiplicative decrease, once per
--- epoch: refusals of calls admitted before the last decrease were caused by the old rate
--- and lower nothing again. Returns the new admitted rate and the wait for the next slot.
+-- $5 starting rate when none is known, $6 lowest rate, $7 milder factor). Multiplicative
+-- decrease, once per epoch: refusals of calls admitted before the last decrease were caused
+-- by the old rate and lower nothing again. When a configured limit is within the quota the
+-- provider names, a refusal is jitter or a neighbour on the same project: the milder factor.
+-- Returns the new admitted rate and the wait for the next slot.
 WITH old AS (
     SELECT provider, throttle_epoch, rejected_minute_start
     FROM pgqueue_enricher_provider_state
@@ -137,6 +139,8 @@ UPDATE pgqueue_enricher_provider_state AS p
 SET quota_rpm = coalesce($3::float8, p.quota_rpm),
     admitted_rpm = CASE
         WHEN $2::bigint < old.throttle_epoch THEN p.admitted_rpm
+        WHEN p.rpm_limit IS NOT NULL AND p.rpm_limit <= coalesce($3::float8, p.quota_rpm)
+            THEN greatest($6::float8, least(coalesce(p.admitted_rpm, p.rpm_limit), p.rpm_limit) * $7)
         WHEN p.admitted_rpm IS NULL
             THEN least(coalesce($3::float8, p.quota_rpm, $5::float8) * $4, coalesce(p.rpm_limit, 'infinity'))
         ELSE greatest($6::float8, p.admitted_rpm * $4)

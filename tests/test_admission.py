@@ -191,7 +191,9 @@ async def test_a_429_lowers_the_shared_rate_once_per_epoch_and_admissions_raise_
     assert state.admitted_rpm == pytest.approx(600)
 
 
-async def test_a_configured_limit_is_never_exceeded_by_the_adaptive_start(pool: asyncpg.Pool) -> None:
+async def test_a_refusal_under_a_configured_limit_cuts_mildly_and_never_above_the_limit(
+    pool: asyncpg.Pool,
+) -> None:
     gate = admission_for(pool, "w1", pass2_gemini_rpm=100)
     await gate.start()
     permit = await gate.admit("gemini", 1000)
@@ -199,6 +201,8 @@ async def test_a_configured_limit_is_never_exceeded_by_the_adaptive_start(pool: 
     await gate.failed(permit, quota)
     state = (await read_states(pool))["gemini"]
     assert state.admitted_rpm is not None and state.admitted_rpm <= 100
+    # The limit is within the quota the provider named: the refusal is jitter, the cut mild.
+    assert state.admitted_rpm == pytest.approx(100 * admission.MILD_DECREASE)
 
 
 # -- the pause ------------------------------------------------------------------------------
