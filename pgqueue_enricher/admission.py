@@ -71,8 +71,16 @@ DbCall = Callable[..., Awaitable[Any]]
 Executor = asyncpg.Pool | asyncpg.Connection
 
 
-def sql(name: str) -> str:
+def query(name: str) -> str:
+    """A named statement from sql/admission.sql."""
     return blocks("admission.sql")[name]
+
+
+# How to lift each provider's pause by hand, as printed by `status` and the pause log line.
+RESUME_HINTS = {
+    "gemini": "SELECT pgqueue_enricher_resume_provider('gemini');",
+    "voyage": "SELECT pgqueue_enricher_resume_provider('voyage');",
+}
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ def _state(row: asyncpg.Record) -> ProviderState:
 
 
 async def read_states(db: Executor) -> dict[str, ProviderState]:
-    return {row["provider"]: _state(row) for row in await db.fetch(sql("provider_state_read"))}
+    return {row["provider"]: _state(row) for row in await db.fetch(query("provider_state_read"))}
 
 
 async def resume_provider(db: Executor, provider: str) -> bool:
@@ -216,11 +224,12 @@ class Admission:
                 await self.db(_configure, provider, rpm, tpm)
             await self.refresh()
             self.available = True
-        except asyncpg.UndefinedTableError:
+        except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError) as exc:
             log.warning(
                 "admission_unavailable",
-                detail="pgqueue_enricher_provider_state is missing (run `pgqueue-enricher migrate`); "
-                "calls are not gated and provider pauses are not shared",
+                reason=type(exc).__name__,
+                detail="pgqueue_enricher_provider_state is missing or not writable by this role (run "
+                "`pgqueue-enricher migrate`, grant the table); calls are not gated and pauses not shared",
             )
 
     async def refresh(self) -> None:
@@ -422,8 +431,8 @@ class Admission:
                 kind=failure.kind,
                 reason=failure.reason,
                 next_probe_in_s=round(float(row["next_probe_in_s"] or 0.0), 1),
-                detail="no worker claims until a probe succeeds or "
-                f"SELECT pgqueue_enricher_resume_provider('{provider}')",
+                detail="no worker claims until a probe succeeds",
+                lift_by_hand=RESUME_HINTS.get(provider),
             )
 
     # -- observability --------------------------------------------------------------------
@@ -473,17 +482,17 @@ def pause_line(state: ProviderState) -> str:
 
 
 async def _configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:
-    await db.execute(sql("provider_state_configure"), provider, rpm, tpm)
+    await db.execute(query("provider_state_configure"), provider, rpm, tpm)
 
 
 async def _acquire(
     db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
 ) -> asyncpg.Record:
-    return await db.fetchrow(sql("provider_state_acquire"), provider, tokens, max_hold, headroom, increase)
+    return await db.fetchrow(query("provider_state_acquire"), provider, tokens, max_hold, headroom, increase)
 
 
 async def _correct_tokens(db: Executor, provider: str, delta: int, headroom: float) -> None:
-    await db.execute(sql("provider_state_correct_tokens"), provider, delta, headroom)
+    await db.execute(query("provider_state_correct_tokens"), provider, delta, headroom)
 
 
 async def _throttle(
@@ -497,22 +506,24 @@ async def _throttle(
     mild: float,
 ) -> asyncpg.Record:
     return await db.fetchrow(
-        sql("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild
+        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild
     )
 
 
 async def _fail(
     db: Executor, provider: str, threshold: int, kind: str, reason: str, first_probe: float, base: float
 ) -> asyncpg.Record:
-    return await db.fetchrow(sql("provider_state_fail"), provider, threshold, kind, reason, first_probe, base)
+    return await db.fetchrow(
+        query("provider_state_fail"), provider, threshold, kind, reason, first_probe, base
+    )
 
 
 async def _succeed(db: Executor, provider: str) -> asyncpg.Record | None:
-    return await db.fetchrow(sql("provider_state_succeed"), provider)
+    return await db.fetchrow(query("provider_state_succeed"), provider)
 
 
 async def _take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
-    return await db.fetchval(sql("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
+    return await db.fetchval(query("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
 
 
 # -- the wrappers -----------------------------------------------------------------------------
@@ -603,5 +614,7 @@ def status_lines(providers: list[dict[str, Any]]) -> list[str]:
                 + ("" if probe is None else f", next probe in {probe:.0f} s")
                 + f": {pause['reason']}"
             )
-            lines.append(f"  lift by hand: SELECT pgqueue_enricher_resume_provider('{item['provider']}');")
+            lines.append(
+                "  lift by hand: " + RESUME_HINTS.get(item["provider"], "pgqueue_enricher_resume_provider")
+            )
     return lines

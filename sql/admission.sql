@@ -44,7 +44,7 @@ BEGIN
         REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
+        GRANT ALL ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
     END IF;
 END
 $$;

@@ -33,6 +33,12 @@ INSERT INTO pgqueue_enricher_provider_state (provider) VALUES ('gemini'), ('voya
 ON CONFLICT (provider) DO NOTHING;
 
 ALTER TABLE pgqueue_enricher_provider_state ENABLE ROW LEVEL SECURITY;
+-- The workers' roles (granted the table by the operator) see and change the rows; the roles
+-- Supabase gives its API keys never do, even if a grant were added later.
+DROP POLICY IF EXISTS pgqueue_enricher_provider_state_workers ON pgqueue_enricher_provider_state;
+CREATE POLICY pgqueue_enricher_provider_state_workers ON pgqueue_enricher_provider_state
+    USING (current_user NOT IN ('anon', 'authenticated'))
+    WITH CHECK (current_user NOT IN ('anon', 'authenticated'));
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
@@ -74,7 +80,7 @@ BEGIN
         REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
+        GRANT ALL ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
     END IF;
 END
 $$;
