@@ -23,6 +23,7 @@ import asyncpg
 from pgqueue_enricher import queue
 from pgqueue_enricher.aio import end_tasks, set_within
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.holding import LeaseClock, retry_until
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
@@ -97,6 +98,7 @@ class Worker:
         self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
+        self.leases = LeaseClock(self.lease)
         # Set once in-flight work is settled: the side duties end at their next pause.
         self.closing = asyncio.Event()
         self._next_progress = 0.0
@@ -141,6 +143,29 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
 
+    def held(self, pointer_id: uuid.UUID) -> Callable[..., Awaitable[Any]]:
+        """`db` for the writes that settle one pointer: held over an outage while its lease may hold."""
+
+        def on_retry(exc: BaseException, wait: float, remaining: float) -> None:
+            self.metrics.db_errors += 1
+            log.warning(
+                "pointer_write_held",
+                pointer_id=str(pointer_id),
+                reason=_reason(exc),
+                retry_in_s=round(wait, 2),
+                lease_left_s=round(remaining, 1),
+            )
+
+        async def call(operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+            return await retry_until(
+                lambda: operation(self.pool, *args),
+                lambda: self.leases.deadline(pointer_id),
+                DB_UNAVAILABLE,
+                on_retry,
+            )
+
+        return call
+
     # -- one pointer -------------------------------------------------------------------
 
     async def _process(self, pointer: queue.ClaimedPointer) -> None:
@@ -149,7 +174,7 @@ class Worker:
         fence = pointer.fence(self.worker_id)
         base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
         try:
-            outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.db)
+            outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.held(pointer.id))
         except LeaseLost:
             self.metrics.lost += 1
             log.warning(
@@ -162,8 +187,8 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except DB_UNAVAILABLE as exc:
-            # The write-back could not reach the database; the lease will expire and
-            # another attempt (reusing any checkpoint) will follow.
+            # The write-back could not reach the database for as long as the lease could
+            # hold; it expires and another attempt (reusing any checkpoint) will follow.
             self.metrics.db_errors += 1
             log.error("pointer_writeback_failed", **base, reason=_reason(exc))
             return
@@ -194,6 +219,7 @@ class Worker:
         patch = {
             "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
         }
+        db = self.held(pointer.id)
         try:
             if failure.transient:
                 delay = backoff_delay(
@@ -202,12 +228,12 @@ class Worker:
                     self.settings.pass2_backoff_max,
                     failure.retry_after,
                 )
-                status = await self.db(
+                status = await db(
                     queue.retry_later, fence, self.settings.pass2_max_attempts, failure.reason, delay, patch
                 )
             else:
                 delay = None
-                status = await self.db(queue.fail, fence, failure.reason, patch)
+                status = await db(queue.fail, fence, failure.reason, patch)
         except DB_UNAVAILABLE as exc:
             log.error("pointer_failure_not_recorded", **base, reason=_reason(exc))
             return
@@ -232,6 +258,7 @@ class Worker:
 
         def done(_task: asyncio.Task[None], pointer_id: uuid.UUID = pointer.id) -> None:
             self.in_flight.pop(pointer_id, None)
+            self.leases.forget(pointer_id)
             self.lost.discard(pointer_id)
             self.slot_freed.set()
 
@@ -242,16 +269,25 @@ class Worker:
     async def _heartbeat(self) -> None:
         interval = max(self.lease / 3, 0.2)
         missed: set[uuid.UUID] = set()
-        while not await set_within(self.closing, interval):
+        wait = interval
+        backoff = 0.5  # after a failed heartbeat
+        while not await set_within(self.closing, wait):
+            wait = interval
             ids = list(self.in_flight)
             if not ids:
                 missed = set()
                 continue
+            sent = time.monotonic()
             try:
-                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=2)
+                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=1)
             except DB_UNAVAILABLE as exc:
-                log.warning("heartbeat_failed", reason=_reason(exc))
+                # Try again soon, not a third of a lease later: the leases must be renewed as
+                # soon as the database answers again, before any of them runs out.
+                wait, backoff = min(backoff, interval), min(backoff * 2, 5.0)
+                log.warning("heartbeat_failed", reason=_reason(exc), retry_in_s=round(wait, 2))
                 continue
+            backoff = 0.5
+            self.leases.renewed(held.intersection(self.in_flight), sent)
             # A row whose own write-back (complete, retry, fail) has just committed is not held
             # either while its task awaits the reply: only a row missing on two heartbeats in a
             # row, its task still running, was taken away.
@@ -287,7 +323,9 @@ class Worker:
         free = self.settings.pass2_max_concurrent - len(self.in_flight)
         if free <= 0 or self.stop_event.is_set():
             return 0
+        sent = time.monotonic()
         claimed = await self.db(queue.claim, free, self.worker_id, self.lease, attempts=1)
+        self.leases.renewed((pointer.id for pointer in claimed), sent)
         for pointer in claimed:
             self.metrics.claims += 1
             log.info(
@@ -345,7 +383,8 @@ class Worker:
                 log.warning("claim_failed", reason=_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     return
-                backoff = min(backoff * 2, 30.0)
+                # Capped low: a claim is cheap, and work should resume soon after an outage.
+                backoff = min(backoff * 2, 5.0)
                 continue
             # A claim fills every free slot or empties the queue: either way, wait for a
             # notification, a freed slot, the poll timer or the stop signal.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -52,3 +53,39 @@ async def test_migrate_run_status_and_requeue_work_through_a_transaction_pooler(
         await conn.close()
     code, output = await run_cli(settings, "migrate")
     assert code == 0 and "nothing to do" in output, output
+
+
+OUTAGE_SECONDS = 12.0
+
+
+async def test_a_12_s_pooler_outage_mid_run_loses_no_finished_work_and_pays_gemini_once_per_pointer(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, pooler: PgBouncer
+) -> None:
+    watcher = await RowWatcher(conn).install()  # a direct connection: it hears through the outage
+    settings = worker_settings(
+        provider_settings,
+        pooler.url(db_url),
+        database_listen_url=SecretStr(db_url),
+        pass2_max_concurrent=3,
+        pass2_lease_seconds=30.0,  # longer than the outage: nothing may be enriched twice
+        pass2_poll_interval=0.5,
+    )
+    _, page = await make_page(conn)
+    pointers = await insert_pointers(conn, page, 6)
+    gate = crops.gemini.hold()
+    async with running_worker(settings, worker_id="outage-worker") as worker:
+        await gate.arrivals(3)
+        pooler.kill()
+        # The three answers arrive while the pooler is gone: their checkpoints must be held.
+        gate.release()
+        await asyncio.sleep(OUTAGE_SECONDS)  # the outage itself, not a synchronisation
+        assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'complete'") == 0
+        pooler.start()
+        final = await watcher.until_final(6, timeout=60)
+    assert set(final.values()) == {"complete"} and len(final) == len(pointers)
+    titles = [f"Detail {n}" for n in range(1, 7)]
+    assert {title: crops.gemini.ok_by_title[title] for title in titles} == dict.fromkeys(titles, 1)
+    assert crops.gemini.calls == 6, crops.gemini.stats()
+    attempts = [row[0] for row in await conn.fetch("SELECT enrichment_attempts FROM pointers")]
+    assert attempts == [1] * 6, "no row was claimed a second time"
+    assert worker.metrics.completions == 6 and worker.metrics.rescued == 0
