@@ -32,6 +32,7 @@ from pgqueue_enricher.providers.factory import Providers, build_providers
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.retry import backoff_delay
 from pgqueue_enricher.settings import Settings, load_settings
+from pgqueue_enricher.sqlfiles import query
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
@@ -95,7 +96,9 @@ class Worker:
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
-        self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
+        self.listener = DoorbellListener(
+            settings.listen_url(), self.worker_id, self.doorbell, notify=self._ping_listener
+        )
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
         self.leases = LeaseClock(self.lease)
@@ -165,6 +168,10 @@ class Worker:
             )
 
         return call
+
+    async def _ping_listener(self, channel: str) -> None:
+        """The listener's health NOTIFY, from a pool session (never the listening one)."""
+        await self.db(lambda pool: pool.execute(query("listener_ping"), channel), attempts=1)
 
     # -- one pointer -------------------------------------------------------------------
 

@@ -200,3 +200,8 @@ SELECT seed_default_experience($1::uuid) AS n;
 -- name: experience_seed_sqlalchemy
 -- The same call in SQLAlchemy's named-parameter style, for host code with a Session.
 SELECT seed_default_experience(CAST(:project_id AS uuid)) AS n;
+
+-- name: listener_ping
+-- The listener's health round trip ($1 its private channel), sent from a pool connection:
+-- it must reach the listening session, which a transaction pooler would not let it do.
+SELECT pg_notify($1, '');

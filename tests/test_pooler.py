@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import asyncpg
+import structlog.testing
 from pydantic import SecretStr
 
 from pgqueue_enricher.settings import Settings
@@ -89,3 +90,34 @@ async def test_a_12_s_pooler_outage_mid_run_loses_no_finished_work_and_pays_gemi
     attempts = [row[0] for row in await conn.fetch("SELECT enrichment_attempts FROM pointers")]
     assert attempts == [1] * 6, "no row was claimed a second time"
     assert worker.metrics.completions == 6 and worker.metrics.rescued == 0
+
+
+async def test_listen_through_a_transaction_pooler_is_reported_degraded_with_the_fix_and_polling_goes_on(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, pooler: PgBouncer
+) -> None:
+    watcher = await RowWatcher(conn).install()
+    # The user's mistake: DATABASE_URL on the transaction pooler and no DATABASE_LISTEN_URL.
+    settings = worker_settings(provider_settings, pooler.url(db_url), pass2_poll_interval=0.5)
+    _, page = await make_page(conn)
+    with structlog.testing.capture_logs() as logs:
+        async with running_worker(settings) as worker:
+            await asyncio.wait_for(worker.listener.degraded.wait(), 30)
+            assert worker.listener.state == "degraded" and not worker.listener.ready.is_set()
+            assert "pgqe_listener_healthy 0" in worker.metrics.render(0)
+            await insert_pointers(conn, page, 2)
+            assert set((await watcher.until_final(2, timeout=15)).values()) == {"complete"}
+    degraded = [entry for entry in logs if entry["event"] == "listener_degraded"]
+    assert len(degraded) == 1, degraded
+    assert "DATABASE_LISTEN_URL" in degraded[0]["reason"] and "session" in degraded[0]["reason"]
+    assert not [entry for entry in logs if entry["event"] == "listener_ready"]
+
+
+async def test_listen_on_a_direct_connection_beside_a_pooled_database_url_is_ready(
+    db_url: str, provider_settings: Settings, crops: FakeServer, pooler: PgBouncer
+) -> None:
+    settings = worker_settings(
+        provider_settings, pooler.url(db_url), database_listen_url=SecretStr(db_url), pass2_poll_interval=0.5
+    )
+    async with running_worker(settings) as worker:
+        await asyncio.wait_for(worker.listener.ready.wait(), 15)
+        assert worker.listener.state == "ready" and not worker.listener.degraded.is_set()
