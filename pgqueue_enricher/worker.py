@@ -30,6 +30,7 @@ from pgqueue_enricher.metrics import WorkerMetrics
 from pgqueue_enricher.pipeline import LeaseLost, enrich_pointer
 from pgqueue_enricher.providers.factory import Providers, build_providers
 from pgqueue_enricher.redact import register_settings_secrets, scrub
+from pgqueue_enricher.registry import Registry, Report, heartbeat_interval
 from pgqueue_enricher.retry import backoff_delay
 from pgqueue_enricher.settings import Settings, load_settings
 from pgqueue_enricher.sqlfiles import query
@@ -102,6 +103,9 @@ class Worker:
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
         self.leases = LeaseClock(self.lease)
+        # The pause of the providers as this worker sees it (provider admission plugs in here).
+        self.provider_pause: Callable[[], str | None] = lambda: None
+        self.registry = Registry(self.worker_id, heartbeat_interval(self.lease), self._report, self.db)
         # Set once in-flight work is settled: the side duties end at their next pause.
         self.closing = asyncio.Event()
         self._next_progress = 0.0
@@ -172,6 +176,9 @@ class Worker:
     async def _ping_listener(self, channel: str) -> None:
         """The listener's health NOTIFY, from a pool session (never the listening one)."""
         await self.db(lambda pool: pool.execute(query("listener_ping"), channel), attempts=1)
+
+    def _report(self) -> Report:
+        return Report(len(self.in_flight), self.listener.state, self.provider_pause())
 
     # -- one pointer -------------------------------------------------------------------
 
@@ -431,6 +438,7 @@ class Worker:
                 asyncio.create_task(self.listener.run(), name="listener"),
                 asyncio.create_task(self._heartbeat(), name="heartbeat"),
                 asyncio.create_task(self._rescue(), name="rescue"),
+                asyncio.create_task(self.registry.run(self.closing, DB_UNAVAILABLE), name="registry"),
             ]
             await self._loop()
         except DB_UNAVAILABLE:
@@ -442,6 +450,12 @@ class Worker:
             self.listener.stop()
             await end_tasks(side_tasks)
             if self.pool is not None:
+                try:
+                    await self.registry.remove()
+                except DB_UNAVAILABLE as exc:
+                    log.warning(
+                        "registry_remove_failed", reason=_reason(exc), detail="the row expires by itself"
+                    )
                 # close() waits for every connection to be released; do not let one stuck
                 # connection turn a graceful stop into a hang.
                 try:

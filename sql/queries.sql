@@ -170,20 +170,6 @@ GROUP BY 1
 ORDER BY n DESC, reason
 LIMIT $1;
 
--- name: pointers_status_workers_connected
--- Connected daemons: every worker connection carries application_name
--- 'pgqueue-enricher:<worker id>' (Postgres keeps its first 63 bytes).
-SELECT DISTINCT substr(application_name, length('pgqueue-enricher:') + 1) AS worker_id
-FROM pg_stat_activity
-WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database();
-
--- name: pointers_status_workers_holding
--- Rows each worker holds under an unexpired lease.
-SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
-FROM pointers
-WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
-GROUP BY enrichment_locked_by;
-
 -- name: pointers_status_completed_last_hour
 SELECT count(*) AS n
 FROM pointers

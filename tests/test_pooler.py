@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
+from typing import Any
 
 import asyncpg
 import structlog.testing
 from pydantic import SecretStr
 
+from pgqueue_enricher import queue
+from pgqueue_enricher.registry import HEARTBEATS_TO_EXPIRE, heartbeat_interval
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
-from tests.harness import RowWatcher, run_cli, running_worker, worker_settings
+from tests.harness import RowWatcher, run_cli, running_worker, spawn_worker, worker_settings
 from tests.helpers import insert_pointers, make_page
 from tests.pooler import PgBouncer
 
@@ -121,3 +126,57 @@ async def test_listen_on_a_direct_connection_beside_a_pooled_database_url_is_rea
     async with running_worker(settings) as worker:
         await asyncio.wait_for(worker.listener.ready.wait(), 15)
         assert worker.listener.state == "ready" and not worker.listener.degraded.is_set()
+
+
+async def pooled_status(pooled_url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(pooled_url, statement_cache_size=0)
+    try:
+        return await queue.status_report(conn)
+    finally:
+        await conn.close()
+
+
+async def live_ids(pooled_url: str) -> set[str]:
+    return {worker["worker_id"] for worker in (await pooled_status(pooled_url))["workers"]}
+
+
+async def until_live(pooled_url: str, expected: set[str], timeout: float) -> float:
+    """Seconds until the registry, read through the pooler, lists exactly `expected`."""
+    started = time.monotonic()
+    async with asyncio.timeout(timeout):
+        while await live_ids(pooled_url) != expected:  # noqa: ASYNC110 - a row's absence has no event
+            await asyncio.sleep(0.1)
+    return time.monotonic() - started
+
+
+async def test_status_through_the_pooler_lists_live_workers_and_drops_a_stopped_or_killed_one(
+    db_url: str, provider_settings: Settings, crops: FakeServer, pooler: PgBouncer
+) -> None:
+    lease = 3.0  # one heartbeat a second
+    interval = heartbeat_interval(lease)
+    settings = worker_settings(provider_settings, pooler.url(db_url), pass2_lease_seconds=lease)
+    pooled = pooler.url(db_url)
+    processes = {name: spawn_worker(settings, "--worker-id", name) for name in ("kept", "killed", "stopped")}
+    try:
+        await until_live(pooled, set(processes), timeout=60)
+        code, output = await run_cli(settings, "status", "--json")
+        assert code == 0, output
+        workers = {w["worker_id"]: w for w in json.loads(output)["workers"]}
+        assert set(workers) == set(processes)
+        assert workers["kept"]["pid"] == processes["kept"].pid and workers["kept"]["in_flight"] == 0
+        assert workers["kept"]["listener_state"] in ("starting", "ready", "degraded")
+
+        processes["stopped"].send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(processes["stopped"].wait, 30) == 0
+        # A clean stop removes its row at once.
+        assert await live_ids(pooled) == {"kept", "killed"}
+
+        processes["killed"].kill()
+        await asyncio.to_thread(processes["killed"].wait, 30)
+        gone_after = await until_live(pooled, {"kept"}, timeout=30)
+        assert gone_after <= HEARTBEATS_TO_EXPIRE * interval + 1.0, gone_after
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
