@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher import queue
+from pgqueue_enricher.faults import WorkerFault
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
@@ -242,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         exit_on_config_error(exc)
     except KeyboardInterrupt:
         return 130
+    except WorkerFault as exc:
+        print(f"pgqueue-enricher: {scrub(str(exc))}", file=sys.stderr)
+        return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         hint = ""
         if isinstance(

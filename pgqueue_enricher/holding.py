@@ -15,6 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
+from pgqueue_enricher.faults import as_fault, is_outage
+
 T = TypeVar("T")
 
 
@@ -62,6 +64,8 @@ async def retry_until(
         try:
             return await call()
         except unavailable as exc:
+            if not is_outage(exc):
+                raise as_fault(exc) from exc
             remaining = deadline() - time.monotonic()
             if remaining <= 0:
                 raise

@@ -23,6 +23,8 @@ import asyncpg
 from pgqueue_enricher import queue
 from pgqueue_enricher.aio import end_tasks, set_within
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
+from pgqueue_enricher.health import LoopWatch
 from pgqueue_enricher.holding import LeaseClock, retry_until
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
@@ -103,6 +105,7 @@ class Worker:
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
         self.leases = LeaseClock(self.lease)
+        self.loop_watch = LoopWatch(settings.pass2_poll_interval)
         # The pause of the providers as this worker sees it (provider admission plugs in here).
         self.provider_pause: Callable[[], str | None] = lambda: None
         self.registry = Registry(self.worker_id, heartbeat_interval(self.lease), self._report, self.db)
@@ -128,6 +131,8 @@ class Worker:
                     reset=keep_session,
                 )
             except DB_UNAVAILABLE as exc:
+                if not is_outage(exc):
+                    raise as_fault(exc) from exc
                 self.metrics.db_errors += 1
                 log.warning("database_unavailable", reason=_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
@@ -142,6 +147,8 @@ class Worker:
             try:
                 return await operation(self.pool, *args)
             except DB_UNAVAILABLE as exc:
+                if not is_outage(exc):
+                    raise as_fault(exc) from exc
                 self.metrics.db_errors += 1
                 if attempt == attempts:
                     raise
@@ -387,6 +394,7 @@ class Worker:
         while not self.stop_event.is_set():
             try:
                 claimed = await self._claim()
+                self.loop_watch.turned()
                 # Drain mode is done only when this claim found nothing and nothing is left.
                 if self.drain and await self._drained(claimed):
                     log.info("drained", completed=self.metrics.completions)
@@ -424,6 +432,7 @@ class Worker:
 
     async def run(self) -> None:
         register_settings_secrets(self.settings)
+        load_runtime_sql()
         log.info(
             "worker_starting", worker_id=self.worker_id, drain=self.drain, **self.settings.safe_summary()
         )
@@ -441,6 +450,9 @@ class Worker:
                 asyncio.create_task(self.registry.run(self.closing, DB_UNAVAILABLE), name="registry"),
             ]
             await self._loop()
+        except WorkerFault as fault:
+            log.error("worker_fault", reason=scrub(str(fault)), detail="the worker stops")
+            raise
         except DB_UNAVAILABLE:
             if not self.stop_event.is_set():
                 raise

@@ -6,6 +6,7 @@ systemd unit is run through `systemd-analyze verify` when that tool is installed
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -124,7 +126,7 @@ def test_dockerfile_entrypoint_cmd_and_stopsignal():
     cmd = json.loads(instructions["CMD"])
     assert cmd == ["run"] and cmd[0] in SUBCOMMANDS
     assert instructions["STOPSIGNAL"] == "SIGTERM"
-    env = instructions["ENV"]
+    env = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
 
 
@@ -146,22 +148,53 @@ def _run_healthcheck(metrics_port: str | None) -> int:
     return subprocess.run(args, env=env, capture_output=True, timeout=30).returncode
 
 
-def test_dockerfile_healthcheck_cannot_fail_without_metrics_port():
-    if _healthcheck_argv() is None:
-        pytest.skip("the Dockerfile has no HEALTHCHECK")
-    assert _run_healthcheck(None) == 0
-    assert _run_healthcheck("") == 0
+class HealthServer:
+    """A stand-in for the worker's /healthz that answers with a chosen status."""
+
+    def __init__(self, status: int) -> None:
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                outer.paths.append(self.path)
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"database: down\n" if status != 200 else b"ok\n")
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def test_dockerfile_healthcheck_probes_metrics_port():
-    if _healthcheck_argv() is None:
-        pytest.skip("the Dockerfile has no HEALTHCHECK")
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        assert _run_healthcheck(str(port)) == 0
-    # The listener is closed now: nothing accepts on that port any more.
+def test_dockerfile_sets_a_default_metrics_port_so_the_healthcheck_has_something_to_ask():
+    env = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "ENV")
+    port = re.search(r"METRICS_PORT=(\d+)", env)
+    assert port, "the image must set METRICS_PORT"
+    exposed = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "EXPOSE").split()
+    assert port[1] in exposed
+
+
+def test_dockerfile_healthcheck_passes_only_on_a_200_from_healthz():
+    assert _healthcheck_argv() is not None, "the Dockerfile must have a HEALTHCHECK"
+    for status, healthy in ((200, True), (503, False)):
+        server = HealthServer(status)
+        try:
+            assert (_run_healthcheck(str(server.port)) == 0) is healthy, status
+            assert server.paths == ["/healthz"]
+        finally:
+            server.close()
+    # Nothing listening (the worker is gone, or METRICS_PORT was emptied): unhealthy.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     assert _run_healthcheck(str(port)) != 0
 
 

@@ -12,7 +12,7 @@ import asyncpg
 import structlog.testing
 from pydantic import SecretStr
 
-from pgqueue_enricher import queue
+from pgqueue_enricher import health, queue
 from pgqueue_enricher.registry import HEARTBEATS_TO_EXPIRE, heartbeat_interval
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
@@ -109,6 +109,12 @@ async def test_listen_through_a_transaction_pooler_is_reported_degraded_with_the
             await asyncio.wait_for(worker.listener.degraded.wait(), 30)
             assert worker.listener.state == "degraded" and not worker.listener.ready.is_set()
             assert "pgqe_listener_healthy 0" in worker.metrics.render(0)
+            assert "pgqe_listener_degraded 1" in worker.metrics.render(0)
+            verdict = await health.check(worker)
+            assert not verdict.healthy and any(p.startswith("listener: degraded") for p in verdict.problems)
+            await worker.registry.beat()
+            [row] = (await pooled_status(pooler.url(db_url)))["workers"]
+            assert row["listener_state"] == "degraded"
             await insert_pointers(conn, page, 2)
             assert set((await watcher.until_final(2, timeout=15)).values()) == {"complete"}
     degraded = [entry for entry in logs if entry["event"] == "listener_degraded"]
