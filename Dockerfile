@@ -6,8 +6,8 @@
 #   docker run --rm --env-file .env pgqueue-enricher migrate   # explicit step, once per release
 #   docker run -d  --env-file .env pgqueue-enricher            # CMD: run (the daemon)
 #
-# The package reads its SQL from <repo>/sql/*.sql and its migrations from <repo>/alembic/
-# relative to the source tree, so the tree is kept in /app and installed in editable mode.
+# The wheel carries its SQL and Alembic scripts as package data, so the sources are
+# installed non-editable and removed: nothing at run time reads the source tree.
 # Only the runtime dependencies are installed: no `dev`, `embedded` or `local` extras, so
 # ENRICHER_PROVIDER=local and `demo` (embedded Postgres) are not available in this image.
 
@@ -23,15 +23,18 @@ RUN groupadd --system --gid 10001 pgqueue \
  && useradd --system --uid 10001 --gid pgqueue --create-home --home-dir /home/pgqueue \
         --shell /usr/sbin/nologin pgqueue
 
-WORKDIR /app
+WORKDIR /src
 
-# Owned by root and only readable by the runtime user: the code cannot be modified at run time.
-COPY pyproject.toml README.md alembic.ini ./
+# pgqueue_enricher/_sql and _alembic are links to ../sql and ../alembic: copy all three.
+COPY pyproject.toml README.md ./
 COPY pgqueue_enricher/ ./pgqueue_enricher/
 COPY sql/ ./sql/
 COPY alembic/ ./alembic/
 
-RUN pip install --no-cache-dir -e .
+# Installed into site-packages, owned by root: the code cannot be modified at run time.
+RUN pip install --no-cache-dir /src && rm -rf /src
+
+WORKDIR /home/pgqueue
 
 USER pgqueue:pgqueue
 

@@ -1,6 +1,9 @@
 """Running Alembic from code: `pgqueue-enricher migrate`, the demo and the tests.
 
-The revisions only call `apply_sql`, so the SQL in sql/ stays the single source of truth.
+The revisions only call `apply_sql` on their own frozen file in sql/migrations/, so a
+released revision never changes when the living definitions in sql/ do. The Alembic scripts
+ship inside the package (`pgqueue_enricher/_alembic`), so an installed wheel migrates with
+no checkout around it.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from pathlib import Path
+from importlib import resources
 
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, pool, text
@@ -18,7 +21,11 @@ from pgqueue_enricher.settings import ConfigError, plain_dsn
 from pgqueue_enricher.sqlfiles import migration_sql
 
 VERSION_TABLE = "pgqueue_enricher_alembic_version"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The current definitions of every function and trigger, one file per topic. A change to one
+# of them ships as a new revision with its own frozen copy; the replay test fails when a
+# living file and the head of the migration chain disagree.
+LIVING_SQL_FILES = ("doorbell.sql", "experience.sql", "requeue.sql")
 
 
 def apply_sql(relative_path: str, direction: str) -> None:
@@ -44,8 +51,10 @@ def sqlalchemy_url(database_url: str | None) -> str:
 
 
 def alembic_config(database_url: str | None = None, stdout: io.TextIOBase | None = None) -> Config:
-    config = Config(str(REPO_ROOT / "alembic.ini"), stdout=stdout or sys.stdout)
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    # No alembic.ini: everything Alembic needs is set here, so nothing is read from the
+    # working directory or a source tree.
+    config = Config(stdout=stdout or sys.stdout)
+    config.set_main_option("script_location", str(resources.files("pgqueue_enricher") / "_alembic"))
     if database_url is not None:
         config.attributes["database_url"] = sqlalchemy_url(database_url)
     return config

@@ -132,11 +132,24 @@ class Pointer(Base):
     )
 
     # Queue bookkeeping
-    enrichment_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
-    enrichment_error: Mapped[str | None] = mapped_column(Text)
-    enrichment_locked_by: Mapped[str | None] = mapped_column(Text)
-    enrichment_locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    enrichment_run_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enrichment_attempts: Mapped[int] = mapped_column(
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="pgqueue-enricher: attempts spent, given back on a graceful stop",
+    )
+    enrichment_error: Mapped[str | None] = mapped_column(
+        Text, comment="pgqueue-enricher: last failure, a sentence a person can act on"
+    )
+    enrichment_locked_by: Mapped[str | None] = mapped_column(
+        Text, comment="pgqueue-enricher: worker holding the lease"
+    )
+    enrichment_locked_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="pgqueue-enricher: end of the lease"
+    )
+    enrichment_run_after: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="pgqueue-enricher: earliest retry time"
+    )
 
 
 class ExperienceFile(Base):

@@ -1,31 +1,35 @@
 """Loads the SQL that lives in `sql/`, the single source of truth for what the database runs.
 
-A file is split into named blocks by `-- name: <block>` lines, so a reviewer reads SQL as
-SQL and the code asks for statements by name (`query("pointers_claim")`).
+The files ship inside the package (`pgqueue_enricher/_sql`, a link to the repository's
+`sql/` in a checkout, real files in a wheel), so they are read with importlib.resources and
+never from a path beside the source tree. A file is split into named blocks by
+`-- name: <block>` lines, so a reviewer reads SQL as SQL and the code asks for statements
+by name (`query("pointers_claim")`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
 _BLOCK = re.compile(r"^--\s*name:\s*(?P<name>[a-z0-9_]+)\s*$", re.M)
 
 
-def sql_dir() -> Path:
-    """`sql/` beside the package in a source tree (how the project is installed and shipped)."""
-    override = os.environ.get("PGQUEUE_ENRICHER_SQL_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "sql"
+def sql_root() -> Traversable:
+    return resources.files("pgqueue_enricher") / "_sql"
 
 
 @cache
 def blocks(relative_path: str) -> dict[str, str]:
-    path = sql_dir() / relative_path
-    if not path.is_file():
-        raise FileNotFoundError(f"SQL file {path} is missing: is the source tree complete?")
-    text = path.read_text(encoding="utf-8")
+    resource = sql_root().joinpath(*relative_path.split("/"))
+    if not resource.is_file():
+        # Not a database problem: the installation itself is incomplete, and retrying cannot help.
+        raise FileNotFoundError(
+            f"SQL file {relative_path} is missing from the installed package: reinstall pgqueue-enricher"
+        )
+    text = resource.read_text(encoding="utf-8")
     found: dict[str, str] = {}
     matches = list(_BLOCK.finditer(text))
     for index, match in enumerate(matches):

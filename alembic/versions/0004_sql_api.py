@@ -1,6 +1,7 @@
 """SQL API: doorbell trigger, experience seeding, requeue function.
 
-The SQL lives in sql/ (doorbell.sql experience.sql requeue.sql); this revision only applies it.
+The SQL lives in sql/migrations/0004_sql_api.sql, frozen as released; this revision only
+applies it.
 """
 
 from pgqueue_enricher.migrations import apply_sql
@@ -12,12 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    apply_sql("doorbell.sql", "upgrade")
-    apply_sql("experience.sql", "upgrade")
-    apply_sql("requeue.sql", "upgrade")
+    apply_sql("migrations/0004_sql_api.sql", "upgrade")
 
 
 def downgrade() -> None:
-    apply_sql("requeue.sql", "downgrade")
-    apply_sql("experience.sql", "downgrade")
-    apply_sql("doorbell.sql", "downgrade")
+    apply_sql("migrations/0004_sql_api.sql", "downgrade")
