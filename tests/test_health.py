@@ -6,24 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
+import structlog.testing
 from pydantic import SecretStr
 
+from pgqueue_enricher import cli, sqlfiles
+from pgqueue_enricher.faults import WorkerFault
 from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.sqlfiles import sql_dir
 from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
-from tests.harness import running_worker, settings_env, worker_settings
+from tests.harness import running_worker, worker_settings
 from tests.pooler import PgBouncer, free_port
 
 POLL = 1.0
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 
 @contextlib.asynccontextmanager
@@ -101,33 +104,52 @@ async def test_healthz_turns_503_naming_a_provider_pause_and_the_registry_shows_
         assert await conn.fetchval("SELECT provider_pause FROM pgqueue_enricher_workers") == pause[0]
 
 
-async def run_with_sql_dir(settings: Settings, directory: Path) -> tuple[int | None, str]:
-    env = {**settings_env(settings), "PGQUEUE_ENRICHER_SQL_DIR": str(directory), "LOG_FORMAT": "json"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pgqueue_enricher", "run", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, output.decode()
+@contextlib.contextmanager
+def sql_files_from(directory: Path) -> Iterator[None]:
+    """The package reads its SQL from `directory` (a damaged copy) while this lasts."""
+    original = sqlfiles.sql_root
+    sqlfiles.blocks.cache_clear()
+    sqlfiles.sql_root = lambda: directory  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sqlfiles.sql_root = original  # type: ignore[assignment]
+        sqlfiles.blocks.cache_clear()
 
 
 async def test_a_missing_sql_file_or_a_broken_statement_stops_the_worker_instead_of_being_retried(
     db_url: str, provider_settings: Settings, crops: FakeServer, tmp_path: Path
 ) -> None:
-    settings = worker_settings(provider_settings, db_url)
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2)
     missing = tmp_path / "missing"
-    shutil.copytree(sql_dir(), missing)
+    shutil.copytree(SQL_DIR, missing)
     (missing / "registry.sql").unlink()
-    code, output = await run_with_sql_dir(settings, missing)
-    assert code == 1, output
-    assert "registry.sql" in output and "is missing" in output, output
-    assert "database_unavailable" not in output and "database_retry" not in output
-
     broken = tmp_path / "broken"
-    shutil.copytree(sql_dir(), broken)
+    shutil.copytree(SQL_DIR, broken)
     queries = broken / "queries.sql"
     queries.write_text(queries.read_text().replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE SKIP LOKED", 1))
-    code, output = await run_with_sql_dir(settings, broken)
-    assert code == 1, output
-    assert "PostgresSyntaxError" in output or "syntax error" in output, output
-    assert "claim_failed" not in output and "database_unavailable" not in output
+
+    with structlog.testing.capture_logs() as logs, sql_files_from(missing):
+        with pytest.raises(WorkerFault, match=r"registry\.sql is missing"):
+            await asyncio.wait_for(Worker(settings).run(), 30)
+    assert not logs or {entry["event"] for entry in logs} <= {"worker_starting"}, logs
+
+    with structlog.testing.capture_logs() as logs, sql_files_from(broken):
+        with pytest.raises(asyncpg.PostgresSyntaxError):
+            await asyncio.wait_for(Worker(settings).run(), 30)
+    events = [entry["event"] for entry in logs]
+    assert "worker_stopped" in events
+    assert not {"claim_failed", "database_retry", "database_unavailable"} & set(events), events
+
+
+def test_a_worker_fault_exits_1_with_its_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fails(_args: object) -> int:
+        raise WorkerFault("cannot read the worker's SQL: SQL file registry.sql is missing")
+
+    monkeypatch.setitem(cli.COMMANDS, "run", fails)
+    assert cli.main(["run"]) == 1
+    assert capsys.readouterr().err == (
+        "pgqueue-enricher: cannot read the worker's SQL: SQL file registry.sql is missing\n"
+    )
