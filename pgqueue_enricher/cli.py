@@ -94,7 +94,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["pass2_poll_interval"] = args.poll_interval
     settings = load_settings(**overrides)
     register_settings_secrets(settings)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, scope="process")
     return settings
 
 
@@ -154,7 +154,7 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pgqueue_enricher.worker import run_pass2_worker
+    from pgqueue_enricher.hosting import run_pass2_worker
 
     settings = _settings(args)
     settings.require_database_url()
@@ -164,7 +164,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         await run_pass2_worker(
-            settings, stop, worker_id=args.worker_id, drain=args.drain, on_progress=ProgressBar()
+            settings,
+            stop,
+            install_logging=False,  # _settings() installed it for the whole process
+            worker_id=args.worker_id,
+            drain=args.drain,
+            on_progress=ProgressBar(),
         )
 
     asyncio.run(main())

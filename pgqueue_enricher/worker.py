@@ -3,7 +3,7 @@
 A notification, a poll tick or a freed slot wakes the loop; every decision is the claim
 query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
 in-flight rows, the rescue returns expired leases of crashed workers, and the listener
-keeps the doorbell connected. `run_pass2_worker` is the whole thing as a coroutine, for
+keeps the doorbell connected. `run_pass2_worker` (hosting.py) is the whole thing as a coroutine, for
 the CLI and for a host app's FastAPI lifespan alike.
 """
 
@@ -34,7 +34,7 @@ from pgqueue_enricher.providers.factory import Providers, build_providers
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.registry import Registry, Report, heartbeat_interval
 from pgqueue_enricher.retry import backoff_delay
-from pgqueue_enricher.settings import Settings, load_settings
+from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.sqlfiles import query
 
 T = TypeVar("T")
@@ -483,28 +483,4 @@ def _reason(exc: BaseException) -> str:
     return scrub(f"{type(exc).__name__}: {exc}")[:300]
 
 
-async def run_pass2_worker(
-    settings: Settings | None = None,
-    stop_event: asyncio.Event | None = None,
-    **options: Any,
-) -> Worker:
-    """Run the Pass 2 worker until `stop_event` is set (or, with drain=True, until the queue is empty).
-
-    For a host app: start it as a task in the FastAPI lifespan and set the event on shutdown.
-    """
-    settings = settings or load_settings()
-    settings.check_provider_config()
-    worker = Worker(settings, stop_event=stop_event, **options)
-    from pgqueue_enricher.metrics import serve_metrics
-
-    server = await serve_metrics(worker, settings.metrics_port) if settings.metrics_port else None
-    try:
-        await worker.run()
-    finally:
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-    return worker
-
-
-__all__ = ["PermanentFailure", "TransientFailure", "Worker", "run_pass2_worker"]
+__all__ = ["PermanentFailure", "TransientFailure", "Worker"]
