@@ -36,7 +36,8 @@ RUN pip install --no-cache-dir /src && rm -rf /src
 
 WORKDIR /home/pgqueue
 
-USER pgqueue:pgqueue
+# Numeric, so that Kubernetes' runAsNonRoot and hosts without this passwd entry can verify it.
+USER 10001:10001
 
 # /metrics and /healthz on this port (set METRICS_PORT to move it). The health check asks
 # /healthz, which is 200 only while the claim loop turns, the database answers, the listener

@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    migrate.add_argument(
+        "--check-run-config",
+        action="store_true",
+        help="first check every setting `run` needs; exit 2 before touching the database if one is wrong",
+    )
 
     run = commands.add_parser("run", help="run the worker daemon")
     run.add_argument("--concurrency", type=_positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
@@ -106,6 +111,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     url = settings.require_database_url()
+    if args.check_run_config:
+        # A deploy's pre-step (compose's migrate service, Railway's preDeployCommand): a bad
+        # setting stops the deploy here, since neither platform can skip restarts on exit 2.
+        settings.check_provider_config()
     before = migrations.current_revision(url)
     migrations.upgrade(url)
     after = migrations.current_revision(url)
