@@ -15,6 +15,7 @@ import psycopg
 from pydantic import SecretStr
 
 from pgqueue_enricher import database, migrations
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.settings import Settings
@@ -100,29 +101,25 @@ def bench_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+async def seed_page(
+    conn: asyncpg.Connection, page_name: str, *, sheet_reflection: str | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A page in a discipline of a project of its own; (project_id, page_id)."""
+    return await rows.insert_page_with_parents(
+        conn, page_name, discipline="A", sheet_reflection=sheet_reflection, project_name="b", user_id="b"
+    )
+
+
 async def seed_pointers(url: str, count: int) -> uuid.UUID:
     """An empty database but for a project, a discipline, a page and `count` pending
     pointers on it; returns the page."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE projects CASCADE")
-        project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('b', 'b') RETURNING id")
-        discipline = await conn.fetchval(
-            "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, 'a', 'A') RETURNING id",
-            project,
+        _, page = await seed_page(conn, "A-501", sheet_reflection="Wall sections and details.")
+        await rows.insert_pointers(
+            conn, [rows.NewPointer(page, f"Detail {n}", "crops/x.png") for n in range(1, count + 1)]
         )
-        page = await conn.fetchval(
-            "INSERT INTO pages (discipline_id, page_name, sheet_reflection) "
-            "VALUES ($1, 'A-501', 'Wall sections and details.') RETURNING id",
-            discipline,
-        )
-        if count:
-            await conn.execute(
-                "INSERT INTO pointers (page_id, title, png_path) "
-                "SELECT $1, 'Detail ' || g, 'crops/x.png' FROM generate_series(1, $2) g",
-                page,
-                count,
-            )
         return page
     finally:
         await conn.close()

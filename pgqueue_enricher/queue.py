@@ -175,8 +175,11 @@ async def extend_leases(
     return {row["id"] for row in rows}
 
 
-async def rescue_expired(db: Executor, max_attempts: int, batch: int = 500) -> list[tuple[uuid.UUID, str]]:
-    rows = await db.fetch(query("pointers_rescue_expired"), max_attempts, batch)
+async def rescue_expired(
+    db: Executor, max_attempts: int, lease_seconds: float, batch: int = 500
+) -> list[tuple[uuid.UUID, str]]:
+    """Expired leases back to the queue; lease-less rows of other tools get a lease to expire."""
+    rows = await db.fetch(query("pointers_rescue_expired"), max_attempts, batch, float(lease_seconds))
     return [(row["id"], row["enrichment_status"]) for row in rows]
 
 
@@ -202,6 +205,7 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
         ],
         "workers": await _live_workers(db),
         "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
+        "processing_without_lease": int(await db.fetchval(query("pointers_status_without_lease"))),
     }
 
 

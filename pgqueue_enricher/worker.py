@@ -328,7 +328,9 @@ class Worker:
         interval = min(max(self.lease / 2, 0.5), 60.0)
         while not self.closing.is_set():
             try:
-                rescued = await self.db(queue.rescue_expired, self.settings.pass2_max_attempts, attempts=2)
+                rescued = await self.db(
+                    queue.rescue_expired, self.settings.pass2_max_attempts, self.lease, attempts=2
+                )
                 for pointer_id, status in rescued:
                     self.metrics.rescued += 1
                     log.warning("pointer_lease_expired", pointer_id=str(pointer_id), new_status=status)

@@ -5,6 +5,8 @@
 -- name: upgrade
 CREATE OR REPLACE FUNCTION seed_default_experience(project_id uuid) RETURNS integer
 LANGUAGE plpgsql AS $$
+-- In ON CONFLICT (project_id, path), project_id is the column, not the parameter.
+#variable_conflict use_column
 DECLARE
     inserted integer;
 BEGIN
@@ -26,7 +28,9 @@ BEGIN
          E'# Schedule\n\nMilestones, phases and inspections that shape which drawings matter now.\n'),
         (seed_default_experience.project_id, 'gaps.md',
          E'# Gaps\n\nQuestions the plan set could not answer, to raise as RFIs.\n')
-    ON CONFLICT ON CONSTRAINT experience_files_project_id_path_key DO NOTHING;
+    -- By columns, not by constraint name: the host's own V3 names its key
+    -- uq_experience_files_project_path, this project's 0002 experience_files_project_id_path_key.
+    ON CONFLICT (project_id, path) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END

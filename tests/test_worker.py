@@ -6,11 +6,13 @@ import asyncio
 import json
 import socket
 import time
+import uuid
 
 import asyncpg
 import httpx
 from pydantic import SecretStr
 
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
@@ -171,11 +173,7 @@ async def test_a_pointer_without_a_page_row_fails_and_the_worker_keeps_going(
 ) -> None:
     _, page = await make_page(conn)
     await conn.execute("ALTER TABLE pointers DROP CONSTRAINT pointers_page_id_fkey")
-    orphan = await conn.fetchval(
-        "INSERT INTO pointers (page_id, title, png_path) VALUES "
-        "(gen_random_uuid(), 'Orphan', $1) RETURNING id",
-        CROP,
-    )
+    [orphan] = await rows.insert_pointers(conn, [rows.NewPointer(uuid.uuid4(), "Orphan", CROP)])
     [good] = await insert_pointers(conn, page, 1)
     settings = worker_settings(provider_settings, db_url)
     async with running_worker(settings):

@@ -9,18 +9,21 @@ are checked to be a plausible image before they are sent anywhere.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
 import re
 import stat
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
+from pgqueue_enricher.providers.http_failures import (
+    is_transient_status,
+    retry_after_header,
+    transient_status_failure,
+)
 from pgqueue_enricher.providers.imaging import check_image
 from pgqueue_enricher.providers.types import CropStore
 from pgqueue_enricher.redact import register_settings_secrets
@@ -31,26 +34,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # How much of an error body is read to classify it; error bodies are small JSON documents.
 _ERROR_BODY_BYTES = 16 * 1024
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def validate_png_path(png_path: str | None) -> list[str]:
@@ -177,7 +160,7 @@ class SupabaseStore:
             raise TransientFailure(
                 "timeout",
                 f"Supabase Storage did not answer within {self._client.timeout.read}s "
-                f"while downloading {png_path!r}",
+                f"while downloading {png_path!r} (PASS2_STORAGE_TIMEOUT)",
             ) from None
         except httpx.RequestError as exc:
             raise TransientFailure(
@@ -220,14 +203,12 @@ class SupabaseStore:
                 f"Supabase Storage refused the service key (HTTP {status}"
                 f"{', ' + message if message else ''}): check SUPABASE_SERVICE_KEY and STORAGE_BUCKET",
             )
-        if status in (408, 429) or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            kind = "rate_limited" if status == 429 else "storage_unavailable"
-            wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
-            return TransientFailure(
-                kind,
-                f"Supabase Storage answered HTTP {status} for {where!r}{wait}",
-                retry_after=retry_after,
+        if is_transient_status(status):
+            return transient_status_failure(
+                "storage",
+                status,
+                f"Supabase Storage answered HTTP {status} for {where!r}",
+                retry_after=retry_after_header(response.headers),
             )
         return PermanentFailure(
             "storage_error",

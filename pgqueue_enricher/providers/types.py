@@ -16,6 +16,9 @@ class EnrichmentInput:
     page_name: str
     discipline_name: str
     pointer_title: str
+    # The host's re-ground code says why it added the region (enrichment_metadata key
+    # "reground_instruction"); the prompt carries it as context.
+    reground_instruction: str | None = None
 
 
 @dataclass(frozen=True)
