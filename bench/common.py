@@ -56,6 +56,9 @@ REFERENCES = ["S-101", "Detail 3/A501", "09 21 16"]
 
 
 class InstantStore:
+    async def open(self) -> None:
+        return None
+
     async def fetch(self, png_path: str | None) -> bytes:
         return b"\x89PNG\r\n\x1a\n"
 
@@ -67,6 +70,9 @@ class InstantDescriber:
     name = "bench"
     prompt_version = "bench-1"
 
+    async def open(self) -> None:
+        return None
+
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         return EnrichmentOutput(DESCRIPTION, list(REFERENCES), item.pointer_title, {"usage": {}})
 
@@ -76,6 +82,9 @@ class InstantDescriber:
 
 class InstantEmbedder:
     name = "bench"
+
+    async def open(self) -> None:
+        return None
 
     async def embed(self, text: str) -> Embedding:
         return Embedding(VECTOR, "bench", 0, "bench")

@@ -8,6 +8,7 @@ a transaction pooler (Supabase's port 6543) where the pool is opened with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,25 @@ from pgqueue_enricher.sqlfiles import query
 Executor = asyncpg.Pool | asyncpg.Connection
 
 CHECKPOINT_STAGE = "described"
+
+# What a lost or refused database connection looks like to asyncpg, from any statement
+# below: callers retry these (the pool opens a new connection) and report anything else.
+DB_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionFailureError,
+    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
+    # while idle can refuse the next statement with "cannot switch to state N; another
+    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
+    # pool then discards it, so a retry runs on a fresh connection.
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 @dataclass(frozen=True)

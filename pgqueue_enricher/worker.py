@@ -1,7 +1,9 @@
 """The worker loop: claim as many pointers as there are free slots, start them, wait.
 
-A notification, a poll tick or a freed slot wakes the loop; every decision is the claim
-query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
+The worker only schedules: it opens the providers before its first claim, claims (queue.py)
+and starts each pointer on the pipeline (pipeline.py), which enriches the row and writes its
+outcome. A notification, a poll tick or a freed slot wakes the loop; every decision is the
+claim query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
 in-flight rows, the rescue returns expired leases of crashed workers, and the listener
 keeps the doorbell connected. `run_pass2_worker` (hosting.py) is the whole thing as a coroutine, for
 the CLI and for a host app's FastAPI lifespan alike.
@@ -22,42 +24,24 @@ import asyncpg
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.aio import end_tasks, set_within
-from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
 from pgqueue_enricher.health import LoopWatch
 from pgqueue_enricher.holding import LeaseClock, retry_until
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
-from pgqueue_enricher.pipeline import LeaseLost, enrich_pointer
+from pgqueue_enricher.pipeline import Pipeline
 from pgqueue_enricher.providers.factory import Providers, build_providers
-from pgqueue_enricher.redact import register_settings_secrets, scrub
+from pgqueue_enricher.queue import DB_UNAVAILABLE
+from pgqueue_enricher.redact import exception_reason, register_settings_secrets
 from pgqueue_enricher.registry import Registry, Report, heartbeat_interval
-from pgqueue_enricher.retry import backoff_delay
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.sqlfiles import query
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
 log = get_logger("pgqueue_enricher.worker")
-
-# What a lost or refused database connection looks like to asyncpg.
-DB_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionFailureError,
-    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
-    # while idle can refuse the next statement with "cannot switch to state N; another
-    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
-    # pool then discards it, so a retry runs on a fresh connection.
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
@@ -99,6 +83,7 @@ class Worker:
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
+        self.pipeline: Pipeline | None = None  # once the providers are open
         self.listener = DoorbellListener(
             settings.listen_url(), self.worker_id, self.doorbell, notify=self._ping_listener
         )
@@ -134,7 +119,7 @@ class Worker:
                 if not is_outage(exc):
                     raise as_fault(exc) from exc
                 self.metrics.db_errors += 1
-                log.warning("database_unavailable", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("database_unavailable", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
@@ -152,33 +137,30 @@ class Worker:
                 self.metrics.db_errors += 1
                 if attempt == attempts:
                     raise
-                log.warning("database_retry", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("database_retry", reason=exception_reason(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
 
-    def held(self, pointer_id: uuid.UUID) -> Callable[..., Awaitable[Any]]:
-        """`db` for the writes that settle one pointer: held over an outage while its lease may hold."""
+    async def settle_db(self, operation: Callable[..., Awaitable[T]], fence: queue.Fence, *args: Any) -> T:
+        """The pipeline's `db`: its writes are fenced, and held over an outage while the lease may hold."""
 
         def on_retry(exc: BaseException, wait: float, remaining: float) -> None:
             self.metrics.db_errors += 1
             log.warning(
                 "pointer_write_held",
-                pointer_id=str(pointer_id),
-                reason=_reason(exc),
+                pointer_id=str(fence.pointer_id),
+                reason=exception_reason(exc),
                 retry_in_s=round(wait, 2),
                 lease_left_s=round(remaining, 1),
             )
 
-        async def call(operation: Callable[..., Awaitable[T]], *args: Any) -> T:
-            return await retry_until(
-                lambda: operation(self.pool, *args),
-                lambda: self.leases.deadline(pointer_id),
-                DB_UNAVAILABLE,
-                on_retry,
-            )
-
-        return call
+        return await retry_until(
+            lambda: operation(self.pool, fence, *args),
+            lambda: self.leases.deadline(fence.pointer_id),
+            DB_UNAVAILABLE,
+            on_retry,
+        )
 
     async def _ping_listener(self, channel: str) -> None:
         """The listener's health NOTIFY, from a pool session (never the listening one)."""
@@ -190,88 +172,12 @@ class Worker:
     # -- one pointer -------------------------------------------------------------------
 
     async def _process(self, pointer: queue.ClaimedPointer) -> None:
-        assert self.providers is not None
-        started = time.perf_counter()
-        fence = pointer.fence(self.worker_id)
-        base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
-        try:
-            outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.held(pointer.id))
-        except LeaseLost:
-            self.metrics.lost += 1
-            log.warning(
-                "pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written"
-            )
-            return
-        except EnrichmentFailure as failure:
-            await self._record_failure(pointer, fence, failure, base)
-            return
-        except asyncio.CancelledError:
-            raise
-        except DB_UNAVAILABLE as exc:
-            # The write-back could not reach the database for as long as the lease could
-            # hold; it expires and another attempt (reusing any checkpoint) will follow.
-            self.metrics.db_errors += 1
-            log.error("pointer_writeback_failed", **base, reason=_reason(exc))
-            return
-        except Exception as exc:  # one bad row must never kill the worker
-            failure = TransientFailure("internal", f"unexpected {type(exc).__name__} in the worker: {exc}")
-            log.exception("pointer_unexpected_error", **base)
-            await self._record_failure(pointer, fence, failure, base)
-            return
-        elapsed = time.perf_counter() - started
-        self.metrics.record_completion(elapsed, outcome.timings_ms, outcome.metadata.get("usage") or {})
-        log.info(
-            "pointer_complete",
-            **base,
-            seconds=round(elapsed, 3),
-            stages_ms=outcome.timings_ms,
-            tokens=outcome.metadata.get("usage"),
-            reused_description=outcome.reused_checkpoint,
-            cross_references=outcome.cross_references,
-        )
-
-    async def _record_failure(
-        self,
-        pointer: queue.ClaimedPointer,
-        fence: queue.Fence,
-        failure: EnrichmentFailure,
-        base: dict[str, Any],
-    ) -> None:
-        patch = {
-            "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
-        }
-        db = self.held(pointer.id)
-        try:
-            if failure.transient:
-                delay = backoff_delay(
-                    pointer.attempt,
-                    self.settings.pass2_backoff_base,
-                    self.settings.pass2_backoff_max,
-                    failure.retry_after,
-                )
-                status = await db(
-                    queue.retry_later, fence, self.settings.pass2_max_attempts, failure.reason, delay, patch
-                )
-            else:
-                delay = None
-                status = await db(queue.fail, fence, failure.reason, patch)
-        except DB_UNAVAILABLE as exc:
-            log.error("pointer_failure_not_recorded", **base, reason=_reason(exc))
-            return
-        self.metrics.record_failure(failure.kind, transient=failure.transient)
-        if status == "pending" and delay is not None:
+        assert self.pipeline is not None
+        settled = await self.pipeline.process(pointer)
+        if settled.retry_in is not None:
             # Nothing notifies when a retry falls due: ring our own doorbell then, rather than
             # leaving the row to the next poll tick (up to PASS2_POLL_INTERVAL late).
-            asyncio.get_running_loop().call_later(delay, self.doorbell.set)
-        log.warning(
-            "pointer_failed" if status == "failed" else "pointer_retry_scheduled",
-            **base,
-            failure_class="transient" if failure.transient else "permanent",
-            kind=failure.kind,
-            reason=failure.reason,
-            retry_in_s=round(delay, 1) if delay is not None and status == "pending" else None,
-            status=status or "lease_lost",
-        )
+            asyncio.get_running_loop().call_later(settled.retry_in, self.doorbell.set)
 
     def _start(self, pointer: queue.ClaimedPointer) -> None:
         task = asyncio.create_task(self._process(pointer), name=f"pointer-{pointer.id}")
@@ -305,7 +211,7 @@ class Worker:
                 # Try again soon, not a third of a lease later: the leases must be renewed as
                 # soon as the database answers again, before any of them runs out.
                 wait, backoff = min(backoff, interval), min(backoff * 2, 5.0)
-                log.warning("heartbeat_failed", reason=_reason(exc), retry_in_s=round(wait, 2))
+                log.warning("heartbeat_failed", reason=exception_reason(exc), retry_in_s=round(wait, 2))
                 continue
             backoff = 0.5
             self.leases.renewed(held.intersection(self.in_flight), sent)
@@ -337,7 +243,7 @@ class Worker:
                 if rescued:
                     self.doorbell.set()
             except DB_UNAVAILABLE as exc:
-                log.warning("rescue_failed", reason=_reason(exc))
+                log.warning("rescue_failed", reason=exception_reason(exc))
             await set_within(self.closing, interval)
 
     # -- the loop ----------------------------------------------------------------------
@@ -404,7 +310,7 @@ class Worker:
                 backoff = 0.5
             except DB_UNAVAILABLE as exc:
                 self.metrics.db_errors += 1
-                log.warning("claim_failed", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("claim_failed", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     return
                 # Capped low: a claim is cheap, and work should resume soon after an outage.
@@ -429,7 +335,9 @@ class Worker:
                 log.info("shutdown_released", released=len(released), attempt_given_back=True)
             except DB_UNAVAILABLE as exc:
                 log.error(
-                    "shutdown_release_failed", reason=_reason(exc), detail="leases will expire and be rescued"
+                    "shutdown_release_failed",
+                    reason=exception_reason(exc),
+                    detail="leases will expire and be rescued",
                 )
 
     async def run(self) -> None:
@@ -441,6 +349,16 @@ class Worker:
         owns_providers = self.providers is None
         if self.providers is None:
             self.providers = build_providers(self.settings)
+        try:
+            # Before the pool, not only before the first claim: a malformed key or a missing
+            # extra is a ConfigError at once, even while the database is down (the pool would
+            # retry first), and no connection is opened for a worker that cannot work.
+            await self.providers.open()
+        except BaseException:
+            if owns_providers:
+                await self.providers.aclose()
+            raise
+        self.pipeline = Pipeline(self.settings, self.worker_id, self.providers, self.settle_db, self.metrics)
         side_tasks: list[asyncio.Task[None]] = []
         try:
             self.pool = await self._open_pool()
@@ -453,7 +371,7 @@ class Worker:
             ]
             await self._loop()
         except WorkerFault as fault:
-            log.error("worker_fault", reason=scrub(str(fault)), detail="the worker stops")
+            log.error("worker_fault", reason=str(fault), detail="the worker stops")
             raise
         except DB_UNAVAILABLE:
             if not self.stop_event.is_set():
@@ -467,9 +385,7 @@ class Worker:
                 try:
                     await self.registry.remove()
                 except DB_UNAVAILABLE as exc:
-                    log.warning(
-                        "registry_remove_failed", reason=_reason(exc), detail="the row expires by itself"
-                    )
+                    log.warning("registry_remove_failed", reason=exception_reason(exc), detail="it expires")
                 # close() waits for every connection to be released; do not let one stuck
                 # connection turn a graceful stop into a hang.
                 try:
@@ -479,10 +395,6 @@ class Worker:
             if owns_providers and self.providers is not None:
                 await self.providers.aclose()
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
-
-
-def _reason(exc: BaseException) -> str:
-    return scrub(f"{type(exc).__name__}: {exc}")[:300]
 
 
 __all__ = ["PermanentFailure", "TransientFailure", "Worker"]

@@ -249,3 +249,32 @@ async def test_an_unfenced_reset_by_another_tool_loses_our_write_and_the_row_is_
     assert again.id == pointer_id and again.attempt == claimed.attempt + 1
     assert await queue.complete(conn, again.fence("ours"), "done", [], [0.0] * 1024, {})
     assert await conn.fetchval("SELECT enrichment_status FROM pointers") == "complete"
+
+
+async def test_a_reground_pointer_keeps_the_hosts_metadata_and_its_instruction_reaches_gemini(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider_settings,
+    crops,
+    watcher,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.harness import running_worker
+    from tests.helpers import make_page
+
+    _, page = await make_page(conn)
+    instruction = "Pass 1 missed the parapet flashing detail; read its callouts."
+    pointer = await conn.fetchval(
+        "INSERT INTO pointers (page_id, title, description, png_path, enrichment_metadata) "
+        "VALUES ($1, 'Flashing', 'Pending enrichment from re-ground.', $2, $3::jsonb) RETURNING id",
+        page,
+        CROP,
+        json.dumps({"reground_instruction": instruction, "regrounded_at": "now"}),
+    )
+    async with running_worker(worker_settings(provider_settings, db_url, pass2_poll_interval=0.5)):
+        assert await watcher.until_final(1, timeout=20) == {str(pointer): "complete"}
+    request = crops.gemini.last
+    assert request.parts == ["text", "text", "image", "text"]
+    assert instruction in request.texts[1]
+    meta = json.loads(await conn.fetchval("SELECT enrichment_metadata FROM pointers WHERE id = $1", pointer))
+    assert meta["reground_instruction"] == instruction and meta["regrounded_at"] == "now"
+    assert meta["stage"] == "complete" and "prompt_version" in meta

@@ -19,6 +19,7 @@ from google.genai import types
 
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.answer import read_answer
+from pgqueue_enricher.providers.checks import check_key
 from pgqueue_enricher.providers.http_failures import (
     is_transient_status,
     parse_duration,
@@ -98,6 +99,7 @@ class GeminiDescriber:
         if settings.gemini_api_key is None:
             raise ConfigError("GEMINI_API_KEY is not set (or set ENRICHER_PROVIDER=local)")
         register_settings_secrets(settings)
+        self._api_key = settings.gemini_api_key
         self._model = settings.pass2_model
         self._timeout = settings.pass2_gemini_timeout
         self._http = httpx.AsyncClient(
@@ -123,6 +125,10 @@ class GeminiDescriber:
         if settings.pass2_temperature is not None:
             config["temperature"] = settings.pass2_temperature
         self._config = types.GenerateContentConfig(**config)
+
+    async def open(self) -> None:
+        """The key's shape only: a request would cost quota and need the network at start-up."""
+        check_key("GEMINI_API_KEY", self._api_key)
 
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         mime = sniff_image(item.cropped_image_bytes)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
+from pgqueue_enricher.providers.checks import check_http_url, check_key
 from pgqueue_enricher.providers.http_failures import (
     is_transient_status,
     retry_after_header,
@@ -77,10 +78,22 @@ class LocalDirStore:
     def __init__(self, settings: Settings) -> None:
         assert settings.storage_dir is not None
         self._root = Path(settings.storage_dir).expanduser().resolve()
-        if not self._root.is_dir():
-            raise ConfigError(f"STORAGE_DIR {str(self._root)!r} is not a directory")
         self._max_bytes = settings.pass2_max_image_bytes
         self._max_pixels = settings.pass2_max_image_pixels
+
+    async def open(self) -> None:
+        """A missing or unreadable folder would fail every pointer as `crop_not_found`."""
+        root = str(self._root)
+        if not self._root.is_dir():
+            raise ConfigError(
+                f"STORAGE_DIR {root!r} does not exist or is not a directory: "
+                "point STORAGE_DIR at the folder that holds the crops"
+            )
+        if not os.access(self._root, os.R_OK | os.X_OK):
+            raise ConfigError(
+                f"STORAGE_DIR {root!r} is not readable by this process: "
+                "grant it read and search permission, or point STORAGE_DIR elsewhere"
+            )
 
     async def fetch(self, png_path: str | None) -> bytes:
         segments = validate_png_path(png_path)
@@ -132,6 +145,7 @@ class SupabaseStore:
         if settings.supabase_service_key is None:
             raise ConfigError("SUPABASE_SERVICE_KEY is not set (or set STORAGE_DIR for local crops)")
         register_settings_secrets(settings)
+        self._url, self._key = settings.supabase_url, settings.supabase_service_key
         key = settings.supabase_service_key.get_secret_value()
         headers = {"apikey": key}
         if not key.startswith("sb_secret_"):  # new secret keys are not JWTs and go in apikey only
@@ -146,6 +160,11 @@ class SupabaseStore:
             limits=httpx.Limits(max_connections=max(10, 2 * settings.pass2_max_concurrent)),
             follow_redirects=False,
         )
+
+    async def open(self) -> None:
+        """Shapes only: a download needs a real crop path, and start-up needs no network."""
+        check_http_url("SUPABASE_URL", self._url, "the project URL, e.g. https://<ref>.supabase.co")
+        check_key("SUPABASE_SERVICE_KEY", self._key)
 
     def object_url(self, segments: list[str]) -> str:
         path = "/".join(quote(segment, safe="") for segment in segments)

@@ -14,6 +14,7 @@ import voyageai
 import voyageai.error as voyage_errors
 
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.providers.checks import check_key
 from pgqueue_enricher.providers.http_failures import (
     is_transient_status,
     retry_after_header,
@@ -84,6 +85,7 @@ class VoyageEmbedder:
         if settings.voyage_api_key is None:
             raise ConfigError("VOYAGE_API_KEY is not set (or set ENRICHER_PROVIDER=local)")
         register_settings_secrets(settings)
+        self._api_key = settings.voyage_api_key
         self._model = settings.voyage_model
         self._timeout = settings.pass2_voyage_timeout
         self._client = voyageai.AsyncClient(
@@ -92,6 +94,10 @@ class VoyageEmbedder:
             timeout=settings.pass2_voyage_timeout,
             base_url=settings.voyage_base_url or None,
         )
+
+    async def open(self) -> None:
+        """The key's shape only: a request would cost quota and need the network at start-up."""
+        check_key("VOYAGE_API_KEY", self._api_key)
 
     async def embed(self, text: str) -> Embedding:
         try:
