@@ -189,7 +189,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"completed in the last hour: {report['completed_last_hour']}")
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:
-        print(f"  {worker['worker_id']}: {worker['in_flight']} in flight")
+        where = f"{worker.get('host', '?')} pid {worker.get('pid', '?')}, listener {worker.get('listener_state', '?')}"
+        pause = f", sees provider pause: {worker['provider_pause']}" if worker.get("provider_pause") else ""
+        print(f"  {worker['worker_id']} ({where}{pause}): {worker['in_flight']} in flight")
     if report["failure_reasons"]:
         print("top failure reasons:")
         for reason in report["failure_reasons"]:
