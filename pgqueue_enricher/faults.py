@@ -15,7 +15,7 @@ import socket
 from pgqueue_enricher.sqlfiles import blocks
 
 # Every file of sql/ the worker reads while it runs.
-RUNTIME_SQL_FILES = ("queries.sql", "registry.sql")
+RUNTIME_SQL_FILES = ("queries.sql",)
 
 
 class WorkerFault(RuntimeError):

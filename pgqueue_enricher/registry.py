@@ -18,18 +18,20 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+import asyncpg
+
 from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.redact import scrub
-from pgqueue_enricher.sqlfiles import blocks
+from pgqueue_enricher.sqlfiles import query
 
 HEARTBEATS_TO_EXPIRE = 3
-SQL_FILE = "registry.sql"
+REFUSED_FIX = (
+    "the worker cannot write pgqueue_enricher_workers, so `status` will not list it: connect as "
+    "the role that ran the migration or one with BYPASSRLS (Supabase: postgres), or add a row "
+    "level security policy for this role on that table"
+)
 log = get_logger("pgqueue_enricher.registry")
-
-
-def statement(name: str) -> str:
-    return blocks(SQL_FILE)[name]
 
 
 def heartbeat_interval(lease_seconds: float) -> float:
@@ -76,7 +78,7 @@ class Registry:
     async def _beat(self, executor: Any) -> None:
         report = self.report()
         await executor.execute(
-            statement("workers_beat"),
+            query("workers_beat"),
             self.worker_id,
             self.host,
             self.pid,
@@ -94,18 +96,24 @@ class Registry:
 
     async def run(self, closing: asyncio.Event, unavailable: tuple[type[BaseException], ...]) -> None:
         """Beat every `interval` until `closing`; a beat the database refuses is tried at the next one."""
+        refused_logged = False
         while not closing.is_set():
             try:
                 await self.beat()
             except unavailable as exc:
                 self.beat_failed = scrub(f"{type(exc).__name__}: {exc}")[:300]
                 log.warning("registry_beat_failed", reason=self.beat_failed)
+            except asyncpg.PostgresError as exc:
+                # Not an outage: typically a role that is neither the table's owner nor BYPASSRLS
+                # (RLS is on and grants no policy). The worker works on, unlisted; say so once.
+                self.beat_failed = scrub(f"{type(exc).__name__}: {exc}")[:300]
+                if not refused_logged:
+                    log.error("registry_refused", reason=self.beat_failed, detail=REFUSED_FIX)
+                    refused_logged = True
             await set_within(closing, self.interval)
 
     async def remove(self) -> None:
-        await self.db(
-            lambda executor: executor.execute(statement("workers_remove"), self.worker_id), attempts=2
-        )
+        await self.db(lambda executor: executor.execute(query("workers_remove"), self.worker_id), attempts=2)
 
 
 async def live_workers(db: Any) -> list[dict[str, Any]]:
@@ -122,5 +130,5 @@ async def live_workers(db: Any) -> list[dict[str, Any]]:
             "listener_state": row["listener_state"],
             "provider_pause": row["provider_pause"],
         }
-        for row in await db.fetch(statement("workers_live"))
+        for row in await db.fetch(query("workers_live"))
     ]

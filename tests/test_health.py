@@ -123,14 +123,14 @@ async def test_a_missing_sql_file_or_a_broken_statement_stops_the_worker_instead
     settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2)
     missing = tmp_path / "missing"
     shutil.copytree(SQL_DIR, missing)
-    (missing / "registry.sql").unlink()
+    (missing / "queries.sql").unlink()
     broken = tmp_path / "broken"
     shutil.copytree(SQL_DIR, broken)
     queries = broken / "queries.sql"
     queries.write_text(queries.read_text().replace("FOR UPDATE SKIP LOCKED", "FOR UPDATE SKIP LOKED", 1))
 
     with structlog.testing.capture_logs() as logs, sql_files_from(missing):
-        with pytest.raises(WorkerFault, match=r"registry\.sql is missing"):
+        with pytest.raises(WorkerFault, match=r"queries\.sql is missing"):
             await asyncio.wait_for(Worker(settings).run(), 30)
     assert not logs or {entry["event"] for entry in logs} <= {"worker_starting"}, logs
 
@@ -146,10 +146,10 @@ def test_a_worker_fault_exits_1_with_its_sentence(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def fails(_args: object) -> int:
-        raise WorkerFault("cannot read the worker's SQL: SQL file registry.sql is missing")
+        raise WorkerFault("cannot read the worker's SQL: SQL file queries.sql is missing")
 
     monkeypatch.setitem(cli.COMMANDS, "run", fails)
     assert cli.main(["run"]) == 1
     assert capsys.readouterr().err == (
-        "pgqueue-enricher: cannot read the worker's SQL: SQL file registry.sql is missing\n"
+        "pgqueue-enricher: cannot read the worker's SQL: SQL file queries.sql is missing\n"
     )
