@@ -1,14 +1,27 @@
 -- Default Experience files for every project: what Maestro's learning loop starts from.
 -- seed_default_experience is idempotent (ON CONFLICT DO NOTHING) so it can be re-run on
 -- old projects, and it never overwrites a file a user or session has edited.
+--
+-- Current definitions (revision 0006 installs them; sql/migrations/0004_sql_api.sql has the
+-- first ones). search_path is pinned empty and every name qualified, so `INSERT INTO
+-- public.projects` seeds from any session, whatever its search_path. The conflict target is
+-- the (project_id, path) key whatever its name (the host's own V3 calls it
+-- uq_experience_files_project_path). The trigger function runs as its owner (SECURITY
+-- DEFINER): whoever may insert a project gets its files even where row level security on
+-- experience_files hides the table from them; a trigger function cannot be called directly,
+-- so this lends the owner's rights to nothing else. seed_default_experience itself runs as
+-- its caller and only service_role (Supabase) and the owner may call it.
 
 -- name: upgrade
-CREATE OR REPLACE FUNCTION seed_default_experience(project_id uuid) RETURNS integer
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.seed_default_experience(project_id uuid) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = ''
+AS $$
+#variable_conflict use_column
 DECLARE
     inserted integer;
 BEGIN
-    INSERT INTO experience_files (project_id, path, content)
+    INSERT INTO public.experience_files (project_id, path, content)
     VALUES
         (seed_default_experience.project_id, 'routing_rules.md',
          E'# Routing Rules\n\n## Default Routes\n\n'
@@ -26,26 +39,45 @@ BEGIN
          E'# Schedule\n\nMilestones, phases and inspections that shape which drawings matter now.\n'),
         (seed_default_experience.project_id, 'gaps.md',
          E'# Gaps\n\nQuestions the plan set could not answer, to raise as RFIs.\n')
-    ON CONFLICT ON CONSTRAINT experience_files_project_id_path_key DO NOTHING;
+    ON CONFLICT (project_id, path) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION projects_seed_experience() RETURNS trigger
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.projects_seed_experience() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = ''
+AS $$
 BEGIN
-    PERFORM seed_default_experience(NEW.id);
+    PERFORM public.seed_default_experience(NEW.id);
     RETURN NULL;
 END
 $$;
 
-DROP TRIGGER IF EXISTS projects_seed_experience ON projects;
+REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM PUBLIC;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM anon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience()
+            FROM authenticated;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT EXECUTE ON FUNCTION public.seed_default_experience(uuid) TO service_role;
+    END IF;
+END
+$$;
+
+DROP TRIGGER IF EXISTS projects_seed_experience ON public.projects;
 CREATE TRIGGER projects_seed_experience
-    AFTER INSERT ON projects
-    FOR EACH ROW EXECUTE FUNCTION projects_seed_experience();
+    AFTER INSERT ON public.projects
+    FOR EACH ROW EXECUTE FUNCTION public.projects_seed_experience();
 
 -- name: downgrade
-DROP TRIGGER IF EXISTS projects_seed_experience ON projects;
-DROP FUNCTION IF EXISTS projects_seed_experience();
-DROP FUNCTION IF EXISTS seed_default_experience(uuid);
+DROP TRIGGER IF EXISTS projects_seed_experience ON public.projects;
+DROP FUNCTION IF EXISTS public.projects_seed_experience();
+DROP FUNCTION IF EXISTS public.seed_default_experience(uuid);
