@@ -355,3 +355,38 @@ def test_a_fresh_vector_goes_into_schema_extensions_when_the_search_path_has_it(
         "WHERE attrelid = 'pointers'::regclass AND attname = 'embedding'",
     )
     assert embedding == [("vector(1024)",)]
+
+
+def readme_lockdown_sql() -> str:
+    readme = (migrations.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Locking down the host's own tables", 1)[1]
+    return section.split("```sql\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_lockdown_sql_leaves_the_data_api_roles_nothing_on_the_hosts_tables(
+    migrated: SupabaseDb,
+) -> None:
+    # The README names Supabase's owner, postgres; here the owner has its own name.
+    sql = readme_lockdown_sql()
+    assert "FOR ROLE postgres " in sql
+    admin_execute(migrated.owner_url, sql.replace("FOR ROLE postgres ", f"FOR ROLE {OWNER} "))
+    with psycopg.connect(migrated.admin_url, autocommit=True) as conn:
+        conn.execute("SET ROLE anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO public.pointers (title, png_path) VALUES ('x', 'other-project/plan.png')"
+            )
+    for role in DATA_API_ROLES:
+        for table in ("projects", "disciplines", "pages", "pointers"):
+            held = fetch(
+                migrated.admin_url,
+                "SELECT relrowsecurity, has_table_privilege(%s, oid, 'SELECT') FROM pg_class WHERE oid = %s::regclass",
+                role,
+                f"public.{table}",
+            )
+            assert held == [(True, False)], (role, table)
+    # A table the owner creates afterwards no longer gets the historical grants.
+    admin_execute(migrated.owner_url, "CREATE TABLE public.host_later (id int)")
+    assert fetch(migrated.admin_url, "SELECT has_table_privilege('anon', 'public.host_later', 'SELECT')") == [
+        (False,)
+    ]
