@@ -14,6 +14,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import psycopg
@@ -358,7 +359,7 @@ def test_a_fresh_vector_goes_into_schema_extensions_when_the_search_path_has_it(
 
 
 def readme_lockdown_sql() -> str:
-    readme = (migrations.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Locking down the host's own tables", 1)[1]
     return section.split("```sql\n", 1)[1].split("```", 1)[0]
 
