@@ -6,8 +6,7 @@
 -- Current definitions (revision 0006 installs them; sql/migrations/0004_sql_api.sql has the
 -- first ones). search_path is pinned empty, so every name is qualified: a session's own
 -- search_path can neither break these functions nor slip another object in. Trigger
--- functions need no EXECUTE privilege to fire, so nobody gets it: Supabase's Data API then
--- lists none of them.
+-- functions need no EXECUTE privilege to fire, so on Supabase nobody but the owner gets it.
 
 -- name: upgrade
 CREATE OR REPLACE FUNCTION public.pointers_ring_doorbell_on_insert() RETURNS trigger
@@ -37,16 +36,20 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
-    FROM PUBLIC;
+-- Where Supabase's Data API roles exist, nobody but the owner may call them (ALL on a
+-- function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+            FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
             FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
             FROM authenticated;
     END IF;
 END

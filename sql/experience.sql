@@ -10,7 +10,7 @@
 -- DEFINER): whoever may insert a project gets its files even where row level security on
 -- experience_files hides the table from them; a trigger function cannot be called directly,
 -- so this lends the owner's rights to nothing else. seed_default_experience itself runs as
--- its caller and only service_role (Supabase) and the owner may call it.
+-- its caller; on Supabase only service_role and the owner may call it.
 
 -- name: upgrade
 CREATE OR REPLACE FUNCTION public.seed_default_experience(project_id uuid) RETURNS integer
@@ -56,18 +56,22 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call them (ALL
+-- on a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM anon;
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience()
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience()
             FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION public.seed_default_experience(uuid) TO service_role;
+        GRANT ALL ON FUNCTION public.seed_default_experience(uuid) TO service_role;
     END IF;
 END
 $$;

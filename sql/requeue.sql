@@ -6,8 +6,8 @@
 --
 -- Current definition (revision 0006 installs it; sql/migrations/0004_sql_api.sql has the
 -- first one): search_path pinned empty, names qualified. Requeueing starts paid model
--- calls, so only the owner and service_role (Supabase) may call it; an operator role needs
--- `GRANT EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO <role>`.
+-- calls, so on Supabase only the owner and service_role may call it; an operator role there
+-- needs `GRANT EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO <role>`.
 
 -- name: upgrade
 CREATE OR REPLACE FUNCTION public.requeue_failed_pointers(
@@ -41,17 +41,21 @@ AS $$
     SELECT pg_catalog.count(*)::integer FROM requeued;
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call it (ALL on
+-- a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM anon;
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM authenticated;
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO service_role;
+        GRANT ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO service_role;
     END IF;
 END
 $$;

@@ -314,18 +314,21 @@ def test_downgrade_gives_back_exactly_the_grants_the_upgrade_took_and_takes_back
     assert_locked_down(supabase_db)
 
 
-def test_on_plain_postgres_no_role_statement_runs_and_only_public_loses_execute(db_url: str) -> None:
+def test_on_plain_postgres_no_role_statement_runs_and_public_keeps_execute(db_url: str) -> None:
     # db_url is cloned from the template, migrated before this module created any role.
-    undo = fetch(db_url, "SELECT DISTINCT object_type, undo, grantee FROM pgqueue_enricher_security_undo")
-    assert set(undo) == {("FUNCTION", "grant", None), ("TABLE", "disable_rls", None)}
-    assert fetch(db_url, "SELECT count(*) FROM pgqueue_enricher_security_undo WHERE undo = 'grant'") == [(5,)]
+    undo = fetch(db_url, "SELECT object_type, undo, grantee FROM pgqueue_enricher_security_undo")
+    assert sorted(undo) == [("TABLE", "disable_rls", None)] * 2
+    assert row_level_security(db_url) == {"experience_files": True, "sessions": True}
     public_execute = fetch(
         db_url,
         """SELECT p.proname FROM pg_proc p, aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a
            WHERE p.pronamespace = 'public'::regnamespace AND a.grantee = 0
              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')""",
     )
-    assert public_execute == []
+    # An operator role of a plain-Postgres host may still requeue (tests/test_secrets.py has one).
+    assert {row[0] for row in public_execute} == {
+        name.removeprefix("public.").split("(")[0] for name in FUNCTIONS
+    }
 
 
 @pytest.mark.parametrize(

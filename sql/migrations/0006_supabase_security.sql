@@ -8,8 +8,9 @@
 --   the roles do not exist, as on plain Postgres);
 -- - every function is recreated with `SET search_path = ''` and qualified names (the living
 --   files sql/doorbell.sql, sql/experience.sql, sql/requeue.sql, copied here verbatim); the
---   seeding trigger function runs as its owner; nobody but the owner (and service_role for
---   seed_default_experience and requeue_failed_pointers) may EXECUTE them, PUBLIC included;
+--   seeding trigger function runs as its owner; where the Data API roles exist, nobody but
+--   the owner (and service_role for seed_default_experience and requeue_failed_pointers) may
+--   EXECUTE them, PUBLIC included (plain Postgres keeps PUBLIC's default);
 -- - the foreign keys of the baseline tables get an index where none leads with their column.
 -- The seeding function's conflict target becomes (project_id, path), which works whatever
 -- the unique key is called.
@@ -17,23 +18,24 @@
 -- Downgrade restores the previous state and no more: before changing anything, the upgrade
 -- writes each privilege it takes away, each grant it adds and each table it turns row level
 -- security on for into pgqueue_enricher_security_undo; the downgrade replays that table
--- backwards (skipping roles that are gone) and then drops it. The indexes carry a comment
--- starting 'pgqueue-enricher', so the downgrade drops only the ones it created.
+-- backwards (skipping roles that are gone) and then drops it. Grant options are not
+-- recorded: Supabase gives anon and authenticated none. The indexes carry a comment starting
+-- 'pgqueue-enricher', so the downgrade drops only the ones it created.
 
 -- name: upgrade
 CREATE TABLE public.pgqueue_enricher_security_undo (
     object_type text NOT NULL CHECK (object_type IN ('TABLE', 'FUNCTION')),
-    -- schema-qualified: `schema.table` or `schema.function(argument types)`
-    object_name text NOT NULL,
+    object_schema name NOT NULL,
+    -- a table's name, or a function's name alone (the project's function names are unique)
+    object_name name NOT NULL,
     -- what the downgrade does: grant back a revoked privilege, revoke an added grant, or
     -- turn row level security off again
     undo text NOT NULL CHECK (undo IN ('grant', 'revoke', 'disable_rls')),
     -- a role name; NULL for PUBLIC (and for disable_rls)
-    grantee text,
+    grantee name,
     privilege text CHECK (
         privilege IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN', 'EXECUTE')
-    ),
-    grantable boolean NOT NULL DEFAULT false
+    )
 );
 COMMENT ON TABLE public.pgqueue_enricher_security_undo IS
     'pgqueue-enricher: what revision 0006 changed in privileges and row level security, for its downgrade';
@@ -41,9 +43,8 @@ ALTER TABLE public.pgqueue_enricher_security_undo ENABLE ROW LEVEL SECURITY;
 
 -- Table privileges of anon and authenticated (the version table is found the way Alembic
 -- created it, through the migration's search_path).
-INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_name, undo, grantee, privilege, grantable)
-SELECT 'TABLE', pg_catalog.format('%I.%I', n.nspname, c.relname), 'grant', r.rolname, acl.privilege_type,
-       acl.is_grantable
+INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_schema, object_name, undo, grantee, privilege)
+SELECT 'TABLE', n.nspname, c.relname, 'grant', r.rolname, acl.privilege_type
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))) AS acl
@@ -55,11 +56,9 @@ WHERE c.oid IN (
     )
   AND r.rolname IN ('anon', 'authenticated');
 
--- EXECUTE of PUBLIC, anon and authenticated on the five functions.
-INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_name, undo, grantee, privilege, grantable)
-SELECT 'FUNCTION',
-       pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)),
-       'grant', r.rolname, acl.privilege_type, acl.is_grantable
+-- The five functions' EXECUTE held by anon, authenticated and, where either exists, PUBLIC.
+INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_schema, object_name, undo, grantee, privilege)
+SELECT 'FUNCTION', n.nspname, p.proname, 'grant', r.rolname, acl.privilege_type
 FROM pg_catalog.pg_proc AS p
 JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS acl
@@ -71,14 +70,15 @@ WHERE p.oid IN (
         'public.projects_seed_experience()'::regprocedure,
         'public.requeue_failed_pointers(uuid, uuid[], text)'::regprocedure
     )
-  AND acl.privilege_type = 'EXECUTE'
-  AND (acl.grantee = 0 OR r.rolname IN ('anon', 'authenticated'));
+  AND (
+        r.rolname IN ('anon', 'authenticated')
+        OR (acl.grantee = 0
+            AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')))
+    );
 
--- EXECUTE that service_role is about to get and did not have in its own name.
-INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_name, undo, grantee, privilege)
-SELECT 'FUNCTION',
-       pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes)),
-       'revoke', r.rolname, 'EXECUTE'
+-- The EXECUTE that service_role is about to get and did not hold in its own name.
+INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_schema, object_name, undo, grantee, privilege)
+SELECT 'FUNCTION', n.nspname, p.proname, 'revoke', r.rolname, 'EXECUTE'
 FROM pg_catalog.pg_proc AS p
 JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
 CROSS JOIN pg_catalog.pg_roles AS r
@@ -90,12 +90,12 @@ WHERE p.oid IN (
   AND NOT EXISTS (
         SELECT 1
         FROM pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) AS acl
-        WHERE acl.grantee = r.oid AND acl.privilege_type = 'EXECUTE'
+        WHERE acl.grantee = r.oid
     );
 
 -- Row level security this revision turns on.
-INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_name, undo)
-SELECT 'TABLE', pg_catalog.format('%I.%I', n.nspname, c.relname), 'disable_rls'
+INSERT INTO public.pgqueue_enricher_security_undo (object_type, object_schema, object_name, undo)
+SELECT 'TABLE', n.nspname, c.relname, 'disable_rls'
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 WHERE c.oid IN ('public.experience_files'::regclass, 'public.sessions'::regclass)
@@ -130,16 +130,20 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
-    FROM PUBLIC;
+-- Where Supabase's Data API roles exist, nobody but the owner may call them (ALL on a
+-- function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+            FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
             FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
+        REVOKE ALL ON FUNCTION public.pointers_ring_doorbell_on_insert(), public.pointers_ring_doorbell_on_update()
             FROM authenticated;
     END IF;
 END
@@ -200,18 +204,22 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call them (ALL
+-- on a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM anon;
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience() FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience()
+        REVOKE ALL ON FUNCTION public.seed_default_experience(uuid), public.projects_seed_experience()
             FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION public.seed_default_experience(uuid) TO service_role;
+        GRANT ALL ON FUNCTION public.seed_default_experience(uuid) TO service_role;
     END IF;
 END
 $$;
@@ -252,17 +260,21 @@ AS $$
     SELECT pg_catalog.count(*)::integer FROM requeued;
 $$;
 
-REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call it (ALL on
+-- a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM PUBLIC;
+    END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
-        REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM anon;
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM anon;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM authenticated;
+        REVOKE ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO service_role;
+        GRANT ALL ON FUNCTION public.requeue_failed_pointers(uuid, uuid[], text) TO service_role;
     END IF;
 END
 $$;
@@ -421,31 +433,37 @@ $$;
 DO $$
 DECLARE
     change record;
-    grantee_sql text;
-    grant_option text;
+    s name;
+    t name;
+    g name;
 BEGIN
     FOR change IN SELECT * FROM public.pgqueue_enricher_security_undo LOOP
         CONTINUE WHEN change.grantee IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = change.grantee);
-        grantee_sql := COALESCE(pg_catalog.quote_ident(change.grantee), 'PUBLIC');
-        grant_option := CASE WHEN change.grantable THEN ' WITH GRANT OPTION' ELSE '' END;
-        -- The casts to regclass and regprocedure check that each name is a real object; the
-        -- privilege is one of the keywords the table's check constraint allows.
+        s := change.object_schema;
+        t := change.object_name;
+        g := change.grantee;
         IF change.undo = 'disable_rls' THEN
-            EXECUTE pg_catalog.format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', change.object_name::regclass);
-        ELSIF change.object_type = 'TABLE' AND change.undo = 'grant' THEN
-            EXECUTE pg_catalog.format(
-                'GRANT %s ON TABLE %s TO %s%s',
-                change.privilege, change.object_name::regclass, grantee_sql, grant_option
-            );
-        ELSIF change.object_type = 'FUNCTION' AND change.undo = 'grant' THEN
-            EXECUTE pg_catalog.format(
-                'GRANT EXECUTE ON FUNCTION %s TO %s%s', change.object_name::regprocedure, grantee_sql, grant_option
-            );
-        ELSIF change.object_type = 'FUNCTION' AND change.undo = 'revoke' THEN
-            EXECUTE pg_catalog.format(
-                'REVOKE EXECUTE ON FUNCTION %s FROM %s', change.object_name::regprocedure, grantee_sql
-            );
+            EXECUTE format('ALTER TABLE %I.%I DISABLE ROW LEVEL SECURITY', s, t);
+        ELSIF change.object_type = 'TABLE' THEN
+            -- A privilege is a keyword, not an identifier: one statement for each.
+            CASE change.privilege
+                WHEN 'SELECT' THEN EXECUTE format('GRANT SELECT ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'INSERT' THEN EXECUTE format('GRANT INSERT ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'UPDATE' THEN EXECUTE format('GRANT UPDATE ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'DELETE' THEN EXECUTE format('GRANT DELETE ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'TRUNCATE' THEN EXECUTE format('GRANT TRUNCATE ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'REFERENCES' THEN EXECUTE format('GRANT REFERENCES ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'TRIGGER' THEN EXECUTE format('GRANT TRIGGER ON TABLE %I.%I TO %I', s, t, g);
+                WHEN 'MAINTAIN' THEN EXECUTE format('GRANT MAINTAIN ON TABLE %I.%I TO %I', s, t, g);
+            END CASE;
+        -- Functions: ALL on a function is EXECUTE.
+        ELSIF change.undo = 'grant' AND g IS NULL THEN
+            EXECUTE format('GRANT ALL ON FUNCTION %I.%I TO PUBLIC', s, t);
+        ELSIF change.undo = 'grant' THEN
+            EXECUTE format('GRANT ALL ON FUNCTION %I.%I TO %I', s, t, g);
+        ELSE
+            EXECUTE format('REVOKE ALL ON FUNCTION %I.%I FROM %I', s, t, g);
         END IF;
     END LOOP;
 END
