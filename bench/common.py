@@ -15,6 +15,7 @@ import psycopg
 from pydantic import SecretStr
 
 from pgqueue_enricher import database, migrations
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.settings import Settings
@@ -55,6 +56,9 @@ REFERENCES = ["S-101", "Detail 3/A501", "09 21 16"]
 
 
 class InstantStore:
+    async def open(self) -> None:
+        return None
+
     async def fetch(self, png_path: str | None) -> bytes:
         return b"\x89PNG\r\n\x1a\n"
 
@@ -66,6 +70,9 @@ class InstantDescriber:
     name = "bench"
     prompt_version = "bench-1"
 
+    async def open(self) -> None:
+        return None
+
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         return EnrichmentOutput(DESCRIPTION, list(REFERENCES), item.pointer_title, {"usage": {}})
 
@@ -75,6 +82,9 @@ class InstantDescriber:
 
 class InstantEmbedder:
     name = "bench"
+
+    async def open(self) -> None:
+        return None
 
     async def embed(self, text: str) -> Embedding:
         return Embedding(VECTOR, "bench", 0, "bench")
@@ -100,29 +110,25 @@ def bench_settings(url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+async def seed_page(
+    conn: asyncpg.Connection, page_name: str, *, sheet_reflection: str | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A page in a discipline of a project of its own; (project_id, page_id)."""
+    return await rows.insert_page_with_parents(
+        conn, page_name, discipline="A", sheet_reflection=sheet_reflection, project_name="b", user_id="b"
+    )
+
+
 async def seed_pointers(url: str, count: int) -> uuid.UUID:
     """An empty database but for a project, a discipline, a page and `count` pending
     pointers on it; returns the page."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("TRUNCATE projects CASCADE")
-        project = await conn.fetchval("INSERT INTO projects (user_id, name) VALUES ('b', 'b') RETURNING id")
-        discipline = await conn.fetchval(
-            "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, 'a', 'A') RETURNING id",
-            project,
+        _, page = await seed_page(conn, "A-501", sheet_reflection="Wall sections and details.")
+        await rows.insert_pointers(
+            conn, [rows.NewPointer(page, f"Detail {n}", "crops/x.png") for n in range(1, count + 1)]
         )
-        page = await conn.fetchval(
-            "INSERT INTO pages (discipline_id, page_name, sheet_reflection) "
-            "VALUES ($1, 'A-501', 'Wall sections and details.') RETURNING id",
-            discipline,
-        )
-        if count:
-            await conn.execute(
-                "INSERT INTO pointers (page_id, title, png_path) "
-                "SELECT $1, 'Detail ' || g, 'crops/x.png' FROM generate_series(1, $2) g",
-                page,
-                count,
-            )
         return page
     finally:
         await conn.close()

@@ -15,10 +15,13 @@ import asyncio
 import re
 import sys
 import time
+from pathlib import Path
 
-from pgqueue_enricher.drawings import RenderedCrop, heldout_crops
-from pgqueue_enricher.providers.local import LocalDescriber
-from pgqueue_enricher.providers.types import EnrichmentInput
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.quality_set import heldout_crops  # noqa: E402
+from pgqueue_enricher.demo.drawings import RenderedCrop  # noqa: E402
+from pgqueue_enricher.providers.local import LocalDescriber  # noqa: E402
+from pgqueue_enricher.providers.types import EnrichmentInput  # noqa: E402
 
 TARGET = 0.90
 _SPACE_NOT_BETWEEN_DIGITS = re.compile(r"(?<!\d) | (?!\d)")
@@ -81,7 +84,7 @@ async def run(count: int, seed: int, verbose: bool) -> int:
     crops = heldout_crops(seed=seed, count=count)
     describer = LocalDescriber()
     started = time.perf_counter()
-    await describer.warm_up()
+    await describer.open()
     dimensions, references = Tally("dimensions"), Tally("cross-references")
     ocr_ms = 0.0
     for index, crop in enumerate(crops):

@@ -7,14 +7,17 @@ autovacuum conditions, and prints the ratio of the medians. Target: at most 1.05
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import sys
 import time
+import uuid
 
+import asyncpg
 import psycopg
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-from bench.common import migrated_database  # noqa: E402
+from bench.common import migrated_database, seed_page  # noqa: E402
 
 ROWS, PER_STATEMENT, ROUNDS = 10_000, 100, 15
 INSERT = (
@@ -32,18 +35,17 @@ def timed_round(conn: psycopg.Connection, page_id: object) -> float:
     return elapsed
 
 
+async def new_page(url: str) -> uuid.UUID:
+    conn = await asyncpg.connect(url)
+    try:
+        return (await seed_page(conn, "A-1"))[1]
+    finally:
+        await conn.close()
+
+
 def main() -> int:
     with migrated_database("pgqe_bench_trigger") as url, psycopg.connect(url, autocommit=True) as conn:
-        project = conn.execute(
-            "INSERT INTO projects (user_id, name) VALUES ('b', 'b') RETURNING id"
-        ).fetchone()[0]
-        discipline = conn.execute(
-            "INSERT INTO disciplines (project_id, name, display_name) VALUES (%s, 'a', 'A') RETURNING id",
-            (project,),
-        ).fetchone()[0]
-        page = conn.execute(
-            "INSERT INTO pages (discipline_id, page_name) VALUES (%s, 'A-1') RETURNING id", (discipline,)
-        ).fetchone()[0]
+        page = asyncio.run(new_page(url))
         timed_round(conn, page)  # warm-up
         with_trigger, without_trigger = [], []
         for round_number in range(ROUNDS):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import sys
 import uuid
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher import queue
+from pgqueue_enricher.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
@@ -105,51 +104,27 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     url = settings.require_database_url()
-    before = migrations.current_revision(url)
-    migrations.upgrade(url)
-    after = migrations.current_revision(url)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        before = migrations.current_revision(url)
+        migrations.upgrade(url)
+        after = migrations.current_revision(url)
+    except migrations.MigrationError as exc:
+        print(f"pgqueue-enricher: {scrub(str(exc))}", file=sys.stderr)
+        return 1
+    except DBAPIError as exc:
+        # Typically the database cannot be reached; say so in one line, not a traceback.
+        cause = getattr(exc, "orig", exc)
+        lines = str(cause).strip().splitlines() or [type(cause).__name__]
+        print(f"pgqueue-enricher: migrate could not run: {scrub(lines[0])}", file=sys.stderr)
+        return 1
     print(
         f"migrated: {before or 'base'} -> {after}"
         if before != after
         else f"already at {after}: nothing to do"
     )
     return 0
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.total = 0
-
-    def __call__(self, pending: int, processing: int) -> None:
-        if not self.enabled:
-            return
-        left = pending + processing
-        self.total = max(self.total, left)
-        done = self.total - left
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {processing} in flight "
-        )
-        sys.stderr.flush()
-        if left == 0:
-            sys.stderr.write("\n")
-
-
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """First SIGTERM/SIGINT: graceful stop. Second: exit at once (leases expire and are rescued)."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -191,6 +166,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"oldest pending: {'-' if age is None else f'{age:.0f} s'}; waiting for a retry: {report['retrying']}"
     )
+    if report["processing_without_lease"]:
+        print(
+            f"processing without a lease (left by another tool): {report['processing_without_lease']}; "
+            "rescued once they stay unchanged for PASS2_LEASE_SECONDS"
+        )
     print(f"completed in the last hour: {report['completed_last_hour']}")
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:
@@ -220,7 +200,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pgqueue_enricher.demo import run_demo
+    from pgqueue_enricher.demo.command import run_demo
 
     return run_demo(pointers=args.pointers, data_dir=args.data_dir)
 

@@ -13,8 +13,10 @@ import os
 import sys
 from importlib import resources
 
+import psycopg
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, pool, text
+from sqlalchemy.exc import DBAPIError
 
 from alembic import command, op
 from pgqueue_enricher.settings import ConfigError, plain_dsn
@@ -60,8 +62,73 @@ def alembic_config(database_url: str | None = None, stdout: io.TextIOBase | None
     return config
 
 
+def head_revision() -> str:
+    """The newest revision this installation ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+    assert head is not None
+    return head
+
+
+# The id columns every statement of this project compares as uuid: projects → disciplines →
+# pages → pointers, and the keys that join them.
+ID_COLUMNS = (
+    ("projects", "id"),
+    ("disciplines", "id"),
+    ("disciplines", "project_id"),
+    ("pages", "id"),
+    ("pages", "discipline_id"),
+    ("pointers", "id"),
+    ("pointers", "page_id"),
+)
+
+
+class MigrationError(Exception):
+    """A migration could not run on this database; the message says why in one sentence."""
+
+
+def check_id_types(database_url: str) -> None:
+    """Refuse, before anything changes, a host schema whose ids are not uuid.
+
+    Maestro's local-development schema keeps ids as varchar(36). Supporting text ids would
+    mean a cast on every claim, heartbeat and release (and no index on the cast); refusing
+    up front leaves the database exactly as it was instead of failing half-way.
+    """
+    engine = create_engine(sqlalchemy_url(database_url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            for table, column in ID_COLUMNS:
+                row = conn.execute(
+                    text(
+                        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a "
+                        "WHERE a.attrelid = to_regclass(:table) AND a.attname = :column AND NOT a.attisdropped"
+                    ),
+                    {"table": table, "column": column},
+                ).scalar()
+                if row is not None and row != "uuid":
+                    raise ConfigError(
+                        f"{table}.{column} is {row}, but pgqueue-enricher needs uuid ids "
+                        "(Maestro's production schema); nothing was changed: convert those ids to "
+                        "uuid or point DATABASE_URL at a database with uuid ids"
+                    )
+    finally:
+        engine.dispose()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    check_id_types(database_url)
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except (DBAPIError, psycopg.Error) as exc:
+        # Each revision runs in its own transaction: the failing one left nothing behind.
+        reached = current_revision(database_url) or "base"
+        cause = getattr(exc, "orig", None) or exc
+        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise MigrationError(
+            f"a migration step failed on this database and was rolled back ({type(cause).__name__}: "
+            f"{first_line}); the schema stays at revision {reached}"
+        ) from exc
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

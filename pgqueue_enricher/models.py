@@ -177,8 +177,8 @@ class ExperienceFile(Base):
 class Session(Base):
     __tablename__ = "sessions"
     __table_args__ = (
-        CheckConstraint("session_type IN ('workspace', 'telegram')"),
-        CheckConstraint("status IN ('active', 'idle', 'closed')"),
+        CheckConstraint("session_type IN ('workspace', 'telegram')", name="ck_sessions_session_type"),
+        CheckConstraint("status IN ('active', 'idle', 'closed')", name="ck_sessions_status"),
         Index("idx_sessions_project_id", "project_id"),
         Index("idx_sessions_user_id", "user_id"),
         Index("idx_sessions_active", "status", postgresql_where=text("status = 'active'")),

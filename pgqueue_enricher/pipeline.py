@@ -1,23 +1,34 @@
-"""Enriching one claimed pointer: crop → description → checkpoint → embedding → write-back.
+"""One claimed pointer from its crop to its settled row: every write of its outcome is here.
 
-Each step that costs money is followed by a fenced write, so that a crash or a retry never
-pays for the same step twice: the description is checkpointed on the row before the
-embedding call, and a later attempt reuses it.
+Enrich: crop → description → checkpoint → embedding. Settle: complete, retry later, fail, or
+write nothing when the lease was lost. Every write is fenced by the claim (pointer, worker,
+attempt), so a worker that lost its lease can never overwrite the new owner's work; and each
+step that costs money is followed by a write, so that a crash or a retry never pays for the
+same step twice (a later attempt reuses the checkpointed description). The worker only
+schedules: it claims, starts `Pipeline.process` and acts on the `Settled` it returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pgqueue_enricher import queue
-from pgqueue_enricher.errors import PermanentFailure
+from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.metrics import WorkerMetrics
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import EnrichmentInput, embedding_text
+from pgqueue_enricher.redact import exception_reason
+from pgqueue_enricher.retry import backoff_delay
+from pgqueue_enricher.settings import Settings
+
+log = get_logger("pgqueue_enricher.pipeline")
 
 # The worker's `db(operation, *args)`: runs a queue function on the pool, over reconnects.
 DbCall = Callable[..., Awaitable[Any]]
@@ -28,11 +39,29 @@ class LeaseLost(Exception):
 
 
 @dataclass
-class Outcome:
+class Enriched:
+    """What the providers made of a pointer, ready for the `complete` write."""
+
+    description: str
+    references: list[str]
+    vector: list[float]
     metadata: dict[str, Any]
-    cross_references: int = 0
     timings_ms: dict[str, int] = field(default_factory=dict)
     reused_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How one attempt ended, as far as the worker's scheduling cares.
+
+    `unrecorded`: the database could not be reached for the final write; the lease will
+    expire and the rescue hands the row to another attempt. `retry_in` is set when the
+    row went back to `pending` with a due time: nothing notifies then, so the worker wakes
+    itself.
+    """
+
+    status: Literal["complete", "pending", "failed", "lease_lost", "unrecorded"]
+    retry_in: float | None = None
 
 
 def _ms(start: float) -> int:
@@ -54,79 +83,200 @@ def _check_context(pointer: queue.ClaimedPointer) -> None:
         )
 
 
-async def enrich_pointer(
-    pointer: queue.ClaimedPointer,
-    worker_id: str,
-    providers: Providers,
-    db: DbCall,
-) -> Outcome:
-    _check_context(pointer)
-    fence = pointer.fence(worker_id)
-    timings: dict[str, int] = {}
-    stored = pointer.checkpoint(providers.prompt_version, providers.describer.name)
-    if stored is not None:
-        description = pointer.description
-        # The stored JSON may have been edited into anything: keep its strings only.
-        stored_refs = pointer.cross_references
-        references = normalise_references(stored_refs if isinstance(stored_refs, list) else [])
-        metadata = dict(stored)
-        text = embedding_text(
-            pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
+class Pipeline:
+    """One worker's providers, database access and counters, shared by all its pointers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        providers: Providers,
+        db: DbCall,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.providers = providers
+        self.db = db
+        self.metrics = metrics
+
+    async def process(self, pointer: queue.ClaimedPointer) -> Settled:
+        """Enrich the pointer and settle its row; no exception but a cancel escapes."""
+        started = time.perf_counter()
+        fence = pointer.fence(self.worker_id)
+        base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
+        try:
+            enriched = await self._enrich(pointer, fence)
+            await self._complete(fence, enriched)
+        except LeaseLost:
+            return self._lease_lost(base)
+        except EnrichmentFailure as failure:
+            return await self._retry_or_fail(pointer, fence, failure, base)
+        except asyncio.CancelledError:
+            raise
+        except queue.DB_UNAVAILABLE as exc:
+            # The write could not reach the database; the lease will expire and another
+            # attempt (reusing any checkpoint) will follow.
+            self.metrics.db_errors += 1
+            log.error("pointer_writeback_failed", **base, reason=exception_reason(exc))
+            return Settled("unrecorded")
+        except Exception as exc:  # one bad row must never kill the worker
+            failure = TransientFailure("internal", f"unexpected {type(exc).__name__} in the worker: {exc}")
+            log.exception("pointer_unexpected_error", **base)
+            return await self._retry_or_fail(pointer, fence, failure, base)
+        elapsed = time.perf_counter() - started
+        usage = enriched.metadata.get("usage")
+        self.metrics.record_completion(elapsed, enriched.timings_ms, usage or {})
+        log.info(
+            "pointer_complete",
+            **base,
+            seconds=round(elapsed, 3),
+            stages_ms=enriched.timings_ms,
+            tokens=usage,
+            reused_description=enriched.reused_checkpoint,
+            cross_references=len(enriched.references),
         )
-    else:
-        start = time.perf_counter()
-        crop = await providers.store.fetch(pointer.png_path)
-        timings["download_ms"] = _ms(start)
-        start = time.perf_counter()
-        output = await providers.describer.describe(
-            EnrichmentInput(
-                pointer_id=str(pointer.id),
-                cropped_image_bytes=crop,
-                sheet_reflection=pointer.sheet_reflection,
-                page_name=pointer.page_name or "",
-                discipline_name=pointer.discipline_name or "",
-                pointer_title=pointer.title,
+        return Settled("complete")
+
+    # -- enrich ------------------------------------------------------------------------
+
+    async def _enrich(self, pointer: queue.ClaimedPointer, fence: queue.Fence) -> Enriched:
+        _check_context(pointer)
+        providers = self.providers
+        timings: dict[str, int] = {}
+        stored = pointer.checkpoint(providers.prompt_version, providers.describer.name)
+        if stored is not None:
+            description = pointer.description
+            # The stored JSON may have been edited into anything: keep its strings only.
+            stored_refs = pointer.cross_references
+            references = normalise_references(stored_refs if isinstance(stored_refs, list) else [])
+            metadata = dict(stored)
+            text = embedding_text(
+                pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
             )
+        else:
+            start = time.perf_counter()
+            crop = await providers.store.fetch(pointer.png_path)
+            timings["download_ms"] = _ms(start)
+            start = time.perf_counter()
+            output = await providers.describer.describe(
+                EnrichmentInput(
+                    pointer_id=str(pointer.id),
+                    cropped_image_bytes=crop,
+                    sheet_reflection=pointer.sheet_reflection,
+                    page_name=pointer.page_name or "",
+                    discipline_name=pointer.discipline_name or "",
+                    pointer_title=pointer.title,
+                    reground_instruction=_reground_instruction(pointer.metadata),
+                )
+            )
+            timings["describe_ms"] = _ms(start)
+            description, references, text = (
+                output.rich_description,
+                output.cross_references,
+                output.embedding_text,
+            )
+            metadata = {
+                **output.metadata,
+                "provider": providers.describer.name,
+                "prompt_version": providers.prompt_version,
+                "stage": queue.CHECKPOINT_STAGE,
+                "described_at": datetime.now(UTC).isoformat(),
+                "described_by": self.worker_id,
+                "described_attempt": pointer.attempt,
+                "crop_bytes": len(crop),
+                "stage_ms": dict(timings),
+            }
+            await self._checkpoint(fence, description, references, metadata)
+        start = time.perf_counter()
+        embedding = await providers.embedder.embed(text)
+        timings["embed_ms"] = _ms(start)
+        metadata.update(
+            stage="complete",
+            attempt=pointer.attempt,
+            worker_id=self.worker_id,
+            enriched_at=datetime.now(UTC).isoformat(),
+            embedding_model=embedding.model,
+            embedding_kind=embedding.kind,
+            embedding_dimensions=len(embedding.vector),
+            embedding_tokens=embedding.total_tokens,
+            reused_description=stored is not None,
+            stage_ms={**(metadata.get("stage_ms") or {}), **timings},
         )
-        timings["describe_ms"] = _ms(start)
-        description, references, text = (
-            output.rich_description,
-            output.cross_references,
-            output.embedding_text,
-        )
-        metadata = {
-            **output.metadata,
-            "provider": providers.describer.name,
-            "prompt_version": providers.prompt_version,
-            "stage": queue.CHECKPOINT_STAGE,
-            "described_at": datetime.now(UTC).isoformat(),
-            "described_by": worker_id,
-            "described_attempt": pointer.attempt,
-            "crop_bytes": len(crop),
-            "stage_ms": dict(timings),
-        }
-        if not await db(queue.checkpoint, fence, description, references, metadata):
+        return Enriched(description, references, embedding.vector, metadata, timings, stored is not None)
+
+    # -- settle: each a fenced write -----------------------------------------------------
+
+    async def _checkpoint(
+        self, fence: queue.Fence, description: str, references: list[str], metadata: dict[str, Any]
+    ) -> None:
+        """The paid-for description, kept before the embedding call in case that fails."""
+        if not await self.db(queue.checkpoint, fence, description, references, metadata):
             raise LeaseLost()
-    start = time.perf_counter()
-    embedding = await providers.embedder.embed(text)
-    timings["embed_ms"] = _ms(start)
-    metadata.update(
-        stage="complete",
-        attempt=pointer.attempt,
-        worker_id=worker_id,
-        enriched_at=datetime.now(UTC).isoformat(),
-        embedding_model=embedding.model,
-        embedding_kind=embedding.kind,
-        embedding_dimensions=len(embedding.vector),
-        embedding_tokens=embedding.total_tokens,
-        reused_description=stored is not None,
-        stage_ms={**(metadata.get("stage_ms") or {}), **timings},
-    )
-    if not await db(queue.complete, fence, description, references, embedding.vector, metadata):
-        raise LeaseLost()
-    return Outcome(
-        metadata=metadata,
-        cross_references=len(references),
-        timings_ms=timings,
-        reused_checkpoint=stored is not None,
-    )
+
+    async def _complete(self, fence: queue.Fence, enriched: Enriched) -> None:
+        written = await self.db(
+            queue.complete,
+            fence,
+            enriched.description,
+            enriched.references,
+            enriched.vector,
+            enriched.metadata,
+        )
+        if not written:
+            raise LeaseLost()
+
+    async def _retry_or_fail(
+        self,
+        pointer: queue.ClaimedPointer,
+        fence: queue.Fence,
+        failure: EnrichmentFailure,
+        base: dict[str, Any],
+    ) -> Settled:
+        """Transient: back to `pending` after a backoff (or `failed` past the last attempt)."""
+        settings = self.settings
+        patch = {
+            "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
+        }
+        try:
+            if failure.transient:
+                delay = backoff_delay(
+                    pointer.attempt,
+                    settings.pass2_backoff_base,
+                    settings.pass2_backoff_max,
+                    failure.retry_after,
+                )
+                status = await self.db(
+                    queue.retry_later, fence, settings.pass2_max_attempts, failure.reason, delay, patch
+                )
+            else:
+                delay = None
+                status = await self.db(queue.fail, fence, failure.reason, patch)
+        except queue.DB_UNAVAILABLE as exc:
+            log.error("pointer_failure_not_recorded", **base, reason=exception_reason(exc))
+            return Settled("unrecorded")
+        self.metrics.record_failure(failure.kind, transient=failure.transient)
+        retry_in = delay if status == "pending" else None
+        log.warning(
+            "pointer_failed" if status == "failed" else "pointer_retry_scheduled",
+            **base,
+            failure_class="transient" if failure.transient else "permanent",
+            kind=failure.kind,
+            reason=failure.reason,
+            retry_in_s=round(retry_in, 1) if retry_in is not None else None,
+            status=status or "lease_lost",
+        )
+        if status is None:
+            return Settled("lease_lost")
+        return Settled("pending" if status == "pending" else "failed", retry_in)
+
+    def _lease_lost(self, base: dict[str, Any]) -> Settled:
+        self.metrics.lost += 1
+        log.warning("pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written")
+        return Settled("lease_lost")
+
+
+def _reground_instruction(metadata: dict[str, Any] | None) -> str | None:
+    """Why the host's re-ground step added this region, when it said so (any other shape: none)."""
+    value = (metadata or {}).get("reground_instruction")
+    return value if isinstance(value, str) and value.strip() else None

@@ -8,6 +8,7 @@ a transaction pooler (Supabase's port 6543) where the pool is opened with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,25 @@ from pgqueue_enricher.sqlfiles import query
 Executor = asyncpg.Pool | asyncpg.Connection
 
 CHECKPOINT_STAGE = "described"
+
+# What a lost or refused database connection looks like to asyncpg, from any statement
+# below: callers retry these (the pool opens a new connection) and report anything else.
+DB_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionFailureError,
+    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
+    # while idle can refuse the next statement with "cannot switch to state N; another
+    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
+    # pool then discards it, so a retry runs on a fresh connection.
+    asyncpg.exceptions.InternalClientError,
+)
 
 
 @dataclass(frozen=True)
@@ -174,8 +194,11 @@ async def extend_leases(
     return {row["id"] for row in rows}
 
 
-async def rescue_expired(db: Executor, max_attempts: int, batch: int = 500) -> list[tuple[uuid.UUID, str]]:
-    rows = await db.fetch(query("pointers_rescue_expired"), max_attempts, batch)
+async def rescue_expired(
+    db: Executor, max_attempts: int, lease_seconds: float, batch: int = 500
+) -> list[tuple[uuid.UUID, str]]:
+    """Expired leases back to the queue; lease-less rows of other tools get a lease to expire."""
+    rows = await db.fetch(query("pointers_rescue_expired"), max_attempts, batch, float(lease_seconds))
     return [(row["id"], row["enrichment_status"]) for row in rows]
 
 
@@ -201,6 +224,7 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
         ],
         "workers": await _live_workers(db),
         "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
+        "processing_without_lease": int(await db.fetchval(query("pointers_status_without_lease"))),
     }
 
 

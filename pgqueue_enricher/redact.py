@@ -69,3 +69,8 @@ def register_settings_secrets(settings: object) -> None:
             except ValueError:
                 password = None
             register_secret(password)
+
+
+def exception_reason(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one log field: its class and message, scrubbed and bounded."""
+    return scrub(f"{type(exc).__name__}: {exc}")[:limit]

@@ -1,7 +1,9 @@
 """The worker loop: claim as many pointers as there are free slots, start them, wait.
 
-A notification, a poll tick or a freed slot wakes the loop; every decision is the claim
-query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
+The worker only schedules: it opens the providers before its first claim, claims (queue.py)
+and starts each pointer on the pipeline (pipeline.py), which enriches the row and writes its
+outcome. A notification, a poll tick or a freed slot wakes the loop; every decision is the
+claim query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
 in-flight rows, the rescue returns expired leases of crashed workers, and the listener
 keeps the doorbell connected. `run_pass2_worker` is the whole thing as a coroutine, for
 the CLI and for a host app's FastAPI lifespan alike.
@@ -22,37 +24,19 @@ import asyncpg
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.aio import end_tasks, set_within
-from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
-from pgqueue_enricher.pipeline import LeaseLost, enrich_pointer
+from pgqueue_enricher.pipeline import Pipeline
 from pgqueue_enricher.providers.factory import Providers, build_providers
-from pgqueue_enricher.redact import register_settings_secrets, scrub
-from pgqueue_enricher.retry import backoff_delay
+from pgqueue_enricher.queue import DB_UNAVAILABLE
+from pgqueue_enricher.redact import exception_reason, register_settings_secrets
 from pgqueue_enricher.settings import Settings, load_settings
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
 log = get_logger("pgqueue_enricher.worker")
-
-# What a lost or refused database connection looks like to asyncpg.
-DB_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionFailureError,
-    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
-    # while idle can refuse the next statement with "cannot switch to state N; another
-    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
-    # pool then discards it, so a retry runs on a fresh connection.
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 async def keep_session(connection: asyncpg.Connection) -> None:
@@ -94,6 +78,7 @@ class Worker:
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
+        self.pipeline: Pipeline | None = None  # once the providers are open
         self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
         self.metrics.listener = self.listener
         self.lease = settings.pass2_lease_seconds
@@ -120,7 +105,7 @@ class Worker:
                 )
             except DB_UNAVAILABLE as exc:
                 self.metrics.db_errors += 1
-                log.warning("database_unavailable", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("database_unavailable", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     raise
                 backoff = min(backoff * 2, 30.0)
@@ -136,7 +121,7 @@ class Worker:
                 self.metrics.db_errors += 1
                 if attempt == attempts:
                     raise
-                log.warning("database_retry", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("database_retry", reason=exception_reason(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
@@ -144,87 +129,12 @@ class Worker:
     # -- one pointer -------------------------------------------------------------------
 
     async def _process(self, pointer: queue.ClaimedPointer) -> None:
-        assert self.providers is not None
-        started = time.perf_counter()
-        fence = pointer.fence(self.worker_id)
-        base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
-        try:
-            outcome = await enrich_pointer(pointer, self.worker_id, self.providers, self.db)
-        except LeaseLost:
-            self.metrics.lost += 1
-            log.warning(
-                "pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written"
-            )
-            return
-        except EnrichmentFailure as failure:
-            await self._record_failure(pointer, fence, failure, base)
-            return
-        except asyncio.CancelledError:
-            raise
-        except DB_UNAVAILABLE as exc:
-            # The write-back could not reach the database; the lease will expire and
-            # another attempt (reusing any checkpoint) will follow.
-            self.metrics.db_errors += 1
-            log.error("pointer_writeback_failed", **base, reason=_reason(exc))
-            return
-        except Exception as exc:  # one bad row must never kill the worker
-            failure = TransientFailure("internal", f"unexpected {type(exc).__name__} in the worker: {exc}")
-            log.exception("pointer_unexpected_error", **base)
-            await self._record_failure(pointer, fence, failure, base)
-            return
-        elapsed = time.perf_counter() - started
-        self.metrics.record_completion(elapsed, outcome.timings_ms, outcome.metadata.get("usage") or {})
-        log.info(
-            "pointer_complete",
-            **base,
-            seconds=round(elapsed, 3),
-            stages_ms=outcome.timings_ms,
-            tokens=outcome.metadata.get("usage"),
-            reused_description=outcome.reused_checkpoint,
-            cross_references=outcome.cross_references,
-        )
-
-    async def _record_failure(
-        self,
-        pointer: queue.ClaimedPointer,
-        fence: queue.Fence,
-        failure: EnrichmentFailure,
-        base: dict[str, Any],
-    ) -> None:
-        patch = {
-            "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
-        }
-        try:
-            if failure.transient:
-                delay = backoff_delay(
-                    pointer.attempt,
-                    self.settings.pass2_backoff_base,
-                    self.settings.pass2_backoff_max,
-                    failure.retry_after,
-                )
-                status = await self.db(
-                    queue.retry_later, fence, self.settings.pass2_max_attempts, failure.reason, delay, patch
-                )
-            else:
-                delay = None
-                status = await self.db(queue.fail, fence, failure.reason, patch)
-        except DB_UNAVAILABLE as exc:
-            log.error("pointer_failure_not_recorded", **base, reason=_reason(exc))
-            return
-        self.metrics.record_failure(failure.kind, transient=failure.transient)
-        if status == "pending" and delay is not None:
+        assert self.pipeline is not None
+        settled = await self.pipeline.process(pointer)
+        if settled.retry_in is not None:
             # Nothing notifies when a retry falls due: ring our own doorbell then, rather than
             # leaving the row to the next poll tick (up to PASS2_POLL_INTERVAL late).
-            asyncio.get_running_loop().call_later(delay, self.doorbell.set)
-        log.warning(
-            "pointer_failed" if status == "failed" else "pointer_retry_scheduled",
-            **base,
-            failure_class="transient" if failure.transient else "permanent",
-            kind=failure.kind,
-            reason=failure.reason,
-            retry_in_s=round(delay, 1) if delay is not None and status == "pending" else None,
-            status=status or "lease_lost",
-        )
+            asyncio.get_running_loop().call_later(settled.retry_in, self.doorbell.set)
 
     def _start(self, pointer: queue.ClaimedPointer) -> None:
         task = asyncio.create_task(self._process(pointer), name=f"pointer-{pointer.id}")
@@ -250,7 +160,7 @@ class Worker:
             try:
                 held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=2)
             except DB_UNAVAILABLE as exc:
-                log.warning("heartbeat_failed", reason=_reason(exc))
+                log.warning("heartbeat_failed", reason=exception_reason(exc))
                 continue
             # A row whose own write-back (complete, retry, fail) has just committed is not held
             # either while its task awaits the reply: only a row missing on two heartbeats in a
@@ -271,14 +181,16 @@ class Worker:
         interval = min(max(self.lease / 2, 0.5), 60.0)
         while not self.closing.is_set():
             try:
-                rescued = await self.db(queue.rescue_expired, self.settings.pass2_max_attempts, attempts=2)
+                rescued = await self.db(
+                    queue.rescue_expired, self.settings.pass2_max_attempts, self.lease, attempts=2
+                )
                 for pointer_id, status in rescued:
                     self.metrics.rescued += 1
                     log.warning("pointer_lease_expired", pointer_id=str(pointer_id), new_status=status)
                 if rescued:
                     self.doorbell.set()
             except DB_UNAVAILABLE as exc:
-                log.warning("rescue_failed", reason=_reason(exc))
+                log.warning("rescue_failed", reason=exception_reason(exc))
             await set_within(self.closing, interval)
 
     # -- the loop ----------------------------------------------------------------------
@@ -342,7 +254,7 @@ class Worker:
                 backoff = 0.5
             except DB_UNAVAILABLE as exc:
                 self.metrics.db_errors += 1
-                log.warning("claim_failed", reason=_reason(exc), retry_in_s=backoff)
+                log.warning("claim_failed", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     return
                 backoff = min(backoff * 2, 30.0)
@@ -366,7 +278,9 @@ class Worker:
                 log.info("shutdown_released", released=len(released), attempt_given_back=True)
             except DB_UNAVAILABLE as exc:
                 log.error(
-                    "shutdown_release_failed", reason=_reason(exc), detail="leases will expire and be rescued"
+                    "shutdown_release_failed",
+                    reason=exception_reason(exc),
+                    detail="leases will expire and be rescued",
                 )
 
     async def run(self) -> None:
@@ -377,6 +291,16 @@ class Worker:
         owns_providers = self.providers is None
         if self.providers is None:
             self.providers = build_providers(self.settings)
+        try:
+            # Before the pool, not only before the first claim: a malformed key or a missing
+            # extra is a ConfigError at once, even while the database is down (the pool would
+            # retry first), and no connection is opened for a worker that cannot work.
+            await self.providers.open()
+        except BaseException:
+            if owns_providers:
+                await self.providers.aclose()
+            raise
+        self.pipeline = Pipeline(self.settings, self.worker_id, self.providers, self.db, self.metrics)
         side_tasks: list[asyncio.Task[None]] = []
         try:
             self.pool = await self._open_pool()
@@ -407,10 +331,6 @@ class Worker:
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
 
 
-def _reason(exc: BaseException) -> str:
-    return scrub(f"{type(exc).__name__}: {exc}")[:300]
-
-
 async def run_pass2_worker(
     settings: Settings | None = None,
     stop_event: asyncio.Event | None = None,
@@ -419,6 +339,7 @@ async def run_pass2_worker(
     """Run the Pass 2 worker until `stop_event` is set (or, with drain=True, until the queue is empty).
 
     For a host app: start it as a task in the FastAPI lifespan and set the event on shutdown.
+    A provider that cannot open raises ConfigError before any connection or claim.
     """
     settings = settings or load_settings()
     settings.check_provider_config()

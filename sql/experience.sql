@@ -2,11 +2,10 @@
 -- seed_default_experience is idempotent (ON CONFLICT DO NOTHING) so it can be re-run on
 -- old projects, and it never overwrites a file a user or session has edited.
 --
--- Current definitions (revision 0006 installs them; sql/migrations/0004_sql_api.sql has the
--- first ones). search_path is pinned empty and every name qualified, so `INSERT INTO
--- public.projects` seeds from any session, whatever its search_path. The conflict target is
--- the (project_id, path) key whatever its name (the host's own V3 calls it
--- uq_experience_files_project_path). The trigger function runs as its owner (SECURITY
+-- Current definitions (revision 0006 installs them; sql/migrations/0004_sql_api.sql and
+-- 0005_host_adoption.sql have the earlier ones). search_path is pinned empty and every name
+-- qualified, so `INSERT INTO public.projects` seeds from any session, whatever its
+-- search_path. The trigger function runs as its owner (SECURITY
 -- DEFINER): whoever may insert a project gets its files even where row level security on
 -- experience_files hides the table from them; a trigger function cannot be called directly,
 -- so this lends the owner's rights to nothing else. seed_default_experience itself runs as
@@ -17,6 +16,7 @@ CREATE OR REPLACE FUNCTION public.seed_default_experience(project_id uuid) RETUR
 LANGUAGE plpgsql
 SET search_path = ''
 AS $$
+-- In ON CONFLICT (project_id, path), project_id is the column, not the parameter.
 #variable_conflict use_column
 DECLARE
     inserted integer;
@@ -39,6 +39,8 @@ BEGIN
          E'# Schedule\n\nMilestones, phases and inspections that shape which drawings matter now.\n'),
         (seed_default_experience.project_id, 'gaps.md',
          E'# Gaps\n\nQuestions the plan set could not answer, to raise as RFIs.\n')
+    -- By columns, not by constraint name: the host's own V3 names its key
+    -- uq_experience_files_project_path, this project's 0002 experience_files_project_id_path_key.
     ON CONFLICT (project_id, path) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;

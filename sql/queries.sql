@@ -39,11 +39,13 @@ ORDER BY claimed.created_at, claimed.id;
 -- name: pointers_checkpoint
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
 -- $4 description, $5 cross_references json, $6 metadata json), so a retry after an
--- embedding failure reuses it instead of paying for the model again. Fenced.
+-- embedding failure reuses it instead of paying for the model again. Fenced. Metadata is
+-- merged: keys another writer put there (the host's reground_instruction, regrounded_at)
+-- stay beside ours.
 UPDATE pointers
 SET description = $4,
     cross_references = $5::text::jsonb,
-    enrichment_metadata = $6::text::jsonb
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $6::text::jsonb
 WHERE id = $1 AND enrichment_status = 'processing'
   AND enrichment_locked_by = $2 AND enrichment_attempts = $3
 RETURNING id;
@@ -57,7 +59,7 @@ SET enrichment_status = 'complete',
     description = $4,
     cross_references = $5::text::jsonb,
     embedding = $6::text::vector,
-    enrichment_metadata = $7::text::jsonb,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $7::text::jsonb,
     enrichment_error = NULL,
     enrichment_locked_by = NULL,
     enrichment_locked_until = NULL,
@@ -120,8 +122,22 @@ RETURNING id;
 -- name: pointers_rescue_expired
 -- Any worker returns rows whose lease ran out ($1 max attempts, $2 batch size) to pending,
 -- or to failed when their attempts are spent. Rows of live workers have fresh leases and
--- are never touched.
-WITH expired AS (
+-- are never touched. A row another tool left `processing` with no lease at all (the host
+-- app's own Pass 2 worker sets none) is first given one of $3 seconds from the moment it is
+-- seen: if that tool finishes the row in time nothing else happens, and if it does not, the
+-- row is rescued like any expired one. Both sets are disjoint (NULL is never < now()), and
+-- the adopting CTE runs whether or not the main statement reads it.
+WITH adopted AS (
+    UPDATE pointers
+    SET enrichment_locked_until = now() + make_interval(secs => $3::float8)
+    WHERE id IN (
+        SELECT id FROM pointers
+        WHERE enrichment_status = 'processing' AND enrichment_locked_until IS NULL
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id
+), expired AS (
     SELECT id
     FROM pointers
     WHERE enrichment_status = 'processing' AND enrichment_locked_until < now()
@@ -131,8 +147,12 @@ WITH expired AS (
 )
 UPDATE pointers AS p
 SET enrichment_status = CASE WHEN p.enrichment_attempts >= $1 THEN 'failed' ELSE 'pending' END,
-    enrichment_error = 'worker ' || coalesce(p.enrichment_locked_by, '?')
-        || ' stopped renewing its lease (it crashed, was killed or lost its database connection)'
+    enrichment_error = CASE WHEN p.enrichment_locked_by IS NULL
+            THEN 'another tool (such as the host app''s own Pass 2 worker) left the pointer processing '
+                 || 'without a lease and did not finish it within ' || round($3::float8)::integer || ' s'
+            ELSE 'worker ' || p.enrichment_locked_by
+                 || ' stopped renewing its lease (it crashed, was killed or lost its database connection)'
+        END
         || CASE WHEN p.enrichment_attempts >= $1
                THEN '; gave up after ' || p.enrichment_attempts || ' attempts'
                ELSE '; the pointer was put back in the queue' END,
@@ -182,7 +202,15 @@ WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database(
 SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
 FROM pointers
 WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
+  AND enrichment_locked_by IS NOT NULL
 GROUP BY enrichment_locked_by;
+
+-- name: pointers_status_without_lease
+-- Rows `processing` that no worker of this project holds: left by another tool (the host
+-- app's own worker sets no lease). The rescue adopts them and frees them after a lease.
+SELECT count(*) AS n
+FROM pointers
+WHERE enrichment_status = 'processing' AND enrichment_locked_by IS NULL;
 
 -- name: pointers_status_completed_last_hour
 SELECT count(*) AS n

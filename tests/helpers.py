@@ -1,5 +1,5 @@
-"""Small test helpers: builders for a project, its disciplines, pages and pointers, and the
-failure a provider call raises."""
+"""Small test helpers: the tests' defaults for the shared row builder (pgqueue_enricher.demo.rows),
+and the failure a provider call raises."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 import asyncpg
 import pytest
 
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.errors import EnrichmentFailure
 
 # The png_path insert_pointers gives every pointer; the `crops` fixture serves a PNG there.
@@ -24,22 +25,15 @@ async def make_page(
     project_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """Returns (project_id, page_id)."""
-    if project_id is None:
-        project_id = await conn.fetchval(
-            "INSERT INTO projects (user_id, name) VALUES ('user-1', 'Test Project') RETURNING id"
-        )
-    discipline_id = await conn.fetchval(
-        "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, lower($2), $2) RETURNING id",
-        project_id,
-        discipline,
-    )
-    page_id = await conn.fetchval(
-        "INSERT INTO pages (discipline_id, page_name, sheet_reflection) VALUES ($1, $2, $3) RETURNING id",
-        discipline_id,
+    return await rows.insert_page_with_parents(
+        conn,
         page_name,
-        sheet_reflection,
+        discipline=discipline,
+        sheet_reflection=sheet_reflection,
+        project_name="Test Project",
+        user_id="user-1",
+        project_id=project_id,
     )
-    return project_id, page_id
 
 
 async def insert_pointers(
@@ -52,20 +46,13 @@ async def insert_pointers(
     png_path: str | None = CROP,
 ) -> list[uuid.UUID]:
     """One INSERT statement for all rows, like Pass 1 does; created_at increases with the index."""
-    rows = await conn.fetch(
-        """
-        INSERT INTO pointers (page_id, title, png_path, enrichment_status, created_at)
-        SELECT $1, $2 || ' ' || g, $3, $4, now() - make_interval(secs => $5 - g)
-        FROM generate_series(1, $5) AS g
-        RETURNING id
-        """,
-        page_id,
-        title_prefix,
-        png_path,
-        status,
-        count,
+    return await rows.insert_pointers(
+        conn,
+        [
+            rows.NewPointer(page_id, f"{title_prefix} {n}", png_path, status=status, age_seconds=count - n)
+            for n in range(1, count + 1)
+        ],
     )
-    return [row["id"] for row in rows]
 
 
 async def raised_failure(call: Awaitable[object]) -> EnrichmentFailure:

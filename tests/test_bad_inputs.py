@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pgqueue_enricher.demo.rows import NewPointer, insert_pointers
 from pgqueue_enricher.providers.answer import MAX_DESCRIPTION_BYTES
 from pgqueue_enricher.providers.prompt import NO_REFLECTION, PROMPT_VERSION
 from pgqueue_enricher.providers.references import normalise_references
@@ -36,12 +37,8 @@ async def page(conn: asyncpg.Connection) -> uuid.UUID:
 async def insert_pointer(
     conn: asyncpg.Connection, page_id: uuid.UUID, title: str = "Bad input", png_path: str | None = CROP
 ) -> uuid.UUID:
-    return await conn.fetchval(
-        "INSERT INTO pointers (page_id, title, png_path) VALUES ($1, $2, $3) RETURNING id",
-        page_id,
-        title,
-        png_path,
-    )
+    [pointer] = await insert_pointers(conn, [NewPointer(page_id, title, png_path)])
+    return pointer
 
 
 async def reasons(conn: asyncpg.Connection) -> dict[uuid.UUID, tuple[str, str | None]]:

@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 import structlog
 
-from pgqueue_enricher import demo, listener, migrations
+from pgqueue_enricher import listener, migrations
+from pgqueue_enricher.demo import command, rows
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher, running_worker, settings_env, worker_settings
@@ -45,7 +46,7 @@ EXECUTING = {
 
 # SQL built by formatting, (file, interpolated expression): identifiers only, never values.
 IDENTIFIER_ONLY = {
-    ("pgqueue_enricher/demo.py", "DEMO_DATABASE"),  # DROP/CREATE DATABASE: a module constant
+    ("pgqueue_enricher/demo/command.py", "DEMO_DATABASE"),  # DROP/CREATE DATABASE: a module constant
     ("pgqueue_enricher/listener.py", "self.health_channel"),  # NOTIFY: "pgqe_health_" + sha1 hex
     ("pgqueue_enricher/migrations.py", "VERSION_TABLE"),  # SELECT ... FROM: a module constant
 }
@@ -134,7 +135,7 @@ def test_no_sql_is_built_from_values_only_the_listed_identifiers_are_interpolate
             formatted.add((relative, expression))
     assert formatted <= IDENTIFIER_ONLY, f"SQL formatted from values: {formatted - IDENTIFIER_ONLY}"
     # What the listed expressions can hold: identifiers, whatever the worker id is.
-    assert IDENTIFIER.match(demo.DEMO_DATABASE) and IDENTIFIER.match(migrations.VERSION_TABLE)
+    assert IDENTIFIER.match(command.DEMO_DATABASE) and IDENTIFIER.match(migrations.VERSION_TABLE)
     for worker_id in (HOSTILE, 'w"; NOTIFY x; --', "\u0000\n$$", "é" * 300, ""):
         channel = listener.DoorbellListener("postgresql://unused", worker_id, asyncio.Event()).health_channel
         assert IDENTIFIER.match(channel), channel
@@ -307,10 +308,8 @@ async def test_a_hostile_worker_id_is_stored_and_reported_verbatim(
     worker_id = "w'\"; DROP TABLE pointers; -- $1 \\"
     fake_server.storage.put("crops/detail.png", tiny_png())
     _, page = await make_page(conn)
-    await conn.execute(
-        "INSERT INTO pointers (page_id, title, png_path) SELECT $1, 'Pointer ' || g, 'crops/detail.png' "
-        "FROM generate_series(1, 2) AS g",
-        page,
+    await rows.insert_pointers(
+        conn, [rows.NewPointer(page, f"Pointer {g}", "crops/detail.png") for g in (1, 2)]
     )
     before = await snapshot(conn)
     gate = fake_server.gemini.hold()
@@ -346,23 +345,16 @@ async def test_titles_paths_and_page_context_with_sql_complete_and_are_stored_ve
         sheet_reflection="Robert'); DELETE FROM pointers WHERE ('a'='a",
         discipline="Arch'; TRUNCATE projects CASCADE; --",
     )
-    rows = {
+    hostile = {
         HOSTILE: "crops/'; DROP TABLE pointers; --.png",
         "1' OR '1'='1": "crops/1' OR '1'='1.png",
         "$$; DROP FUNCTION requeue_failed_pointers; $$": "crops/$$ %s %(x)s {x} ?.png",
         "\\'; SELECT pg_sleep(10); --": 'crops/semi;colon/quote"d/%27encoded%27.png',
     }
-    for path in rows.values():
+    for path in hostile.values():
         fake_server.storage.put(path, tiny_png())
-    ids = {
-        await conn.fetchval(
-            "INSERT INTO pointers (page_id, title, png_path) VALUES ($1, $2, $3) RETURNING id",
-            page,
-            title,
-            path,
-        ): (title, path)
-        for title, path in rows.items()
-    }
+    new = [rows.NewPointer(page, title, path) for title, path in hostile.items()]
+    ids = dict(zip(await rows.insert_pointers(conn, new), hostile.items(), strict=True))
     before = await snapshot(conn)
     async with running_worker(worker_settings(provider_settings, db_url, pass2_max_concurrent=4)):
         assert await watcher.until_final(len(ids), timeout=15) == {str(p): "complete" for p in ids}

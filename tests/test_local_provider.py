@@ -1,4 +1,4 @@
-"""The offline provider (ENRICHER_PROVIDER=local) on fixed crops from `drawings.py`.
+"""The offline provider (ENRICHER_PROVIDER=local) on the demo's fixed crops (`demo/sample.py`).
 
 Every describe and embed here runs with outbound sockets cut: the provider's promise is
 that it needs no keys and no network, and a test is the only place that promise is kept.
@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 
-from pgqueue_enricher.drawings import RenderedCrop, sample_project_crops
+from pgqueue_enricher.demo.drawings import RenderedCrop
+from pgqueue_enricher.demo.sample import sample_project_crops
 from pgqueue_enricher.errors import PermanentFailure
-from pgqueue_enricher.providers import local
 from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
+from pgqueue_enricher.providers.local.describer import OCR_MODULE, import_ocr
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS, EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.settings import ConfigError
 
 needs_ocr = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("rapidocr_onnxruntime", "numpy", "PIL")),
@@ -181,19 +183,86 @@ async def test_unreadable_crop_is_a_permanent_rejection(payload: bytes) -> None:
     assert attempts == []
 
 
-async def test_missing_ocr_extra_is_a_config_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_engine", None)
-    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # makes the import fail
+@pytest.fixture
+def ocr_unloaded(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The OCR module as a fresh process sees it before the first open: no engine loaded yet.
+    The process-wide engine comes back afterwards, so later tests do not pay for it again."""
+    ocr = import_ocr()
+    monkeypatch.setattr(ocr, "_engine", None)
+    return ocr
+
+
+@pytest.mark.parametrize("module", ["rapidocr_onnxruntime", "PIL"])
+async def test_open_without_the_local_extra_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    # A None entry in sys.modules makes `import` raise ImportError, as a missing package
+    # does; dropping the OCR module from sys.modules makes open() import it afresh.
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, OCR_MODULE, raising=False)
+    with pytest.raises(ConfigError) as failure:
+        await LocalDescriber().open()
+    assert str(failure.value) == (
+        f"ENRICHER_PROVIDER=local needs the `local` extra ({module} cannot be imported): "
+        'pip install "pgqueue-enricher[local]"'
+    )
+
+
+async def test_describe_without_open_and_without_the_extra_is_a_config_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not a readable image either: the config failure shows the extra is checked first.
+    item = EnrichmentInput("p", b"\x89PNG\r\n\x1a\n", None, "A-501 Wall Sections", "Architectural", "Notes")
+    monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)
+    monkeypatch.delitem(sys.modules, OCR_MODULE, raising=False)
     with pytest.raises(PermanentFailure) as failure:
-        await LocalDescriber().warm_up()
-    assert failure.value.kind == "config"
-    assert "pgqueue-enricher[local]" in failure.value.reason
+        await LocalDescriber().describe(item)
+    assert failure.value.kind == "config" and not failure.value.transient
+    assert 'pip install "pgqueue-enricher[local]"' in failure.value.reason
+
+
+@needs_ocr
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+async def test_open_with_a_broken_model_file_names_the_file(
+    monkeypatch: pytest.MonkeyPatch, ocr_unloaded: Any, tmp_path: Any, damage: str
+) -> None:
+    models = ocr_unloaded.model_files()
+    broken = tmp_path / models["rec"].name
+    if damage == "corrupt":
+        broken.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(ocr_unloaded, "model_files", lambda: {**models, "rec": broken})
+    with pytest.raises(ConfigError) as failure:
+        await LocalDescriber().open()
+    message = str(failure.value)
+    assert message.startswith(f"The OCR model file {broken} cannot be ")
+    assert message.endswith("reinstall it with pip install --force-reinstall --no-deps rapidocr-onnxruntime")
+    assert ocr_unloaded._engine is None
+
+
+@needs_ocr
+async def test_describe_reads_a_crop_after_open(ocr_unloaded: Any) -> None:
+    describer = LocalDescriber()
+    await describer.open()
+    assert ocr_unloaded._engine is not None
+    item, _ = _crop(WALL)
+    with network_forbidden() as attempts:
+        output = await describer.describe(item)
+    assert attempts == []
+    assert "Detail 3/A501" in output.cross_references
+    assert "- 4'-6\"" in section(output.rich_description, "## Extracted Content")
 
 
 def test_importing_the_provider_does_not_load_the_ocr_engine() -> None:
     code = "import sys, pgqueue_enricher.providers.local; print('rapidocr_onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_importing_the_provider_imports_none_of_the_local_extra() -> None:
+    heavy = ("rapidocr_onnxruntime", "onnxruntime", "numpy", "cv2", "PIL", OCR_MODULE)
+    code = f"import sys, pgqueue_enricher.providers.local; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def _cosine(a: list[float], b: list[float]) -> float:

@@ -6,16 +6,12 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from pgqueue_enricher import migrations
 from pgqueue_enricher.models import Base
 
 V3_TABLES = {"projects", "disciplines", "pages", "pointers", "experience_files", "sessions"}
-
-
-HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
 
 
 def fetch(url: str, sql: str, *params: object) -> list[tuple]:
@@ -159,7 +155,7 @@ def test_a_live_database_with_some_v3_objects_migrates_and_keeps_its_statuses(em
         )
     migrations.upgrade(empty_db_url)
     assert fetch(empty_db_url, "SELECT enrichment_status FROM pointers") == [("failed",)]
-    assert migrations.current_revision(empty_db_url) == HEAD
+    assert migrations.current_revision(empty_db_url) == migrations.head_revision()
     # Downgrade removes only what this project added: the host's column and table stay.
     migrations.downgrade(empty_db_url)
     remaining = columns(empty_db_url, "pointers")
@@ -189,7 +185,7 @@ def test_a_second_migrate_changes_nothing(db_url: str) -> None:
     before = schema_snapshot(db_url)
     migrations.upgrade(db_url)
     assert schema_snapshot(db_url) == before
-    assert migrations.current_revision(db_url) == HEAD
+    assert migrations.current_revision(db_url) == migrations.head_revision()
 
 
 def test_downgrade_to_base_keeps_the_baseline_tables_and_upgrade_restores_everything(db_url: str) -> None:

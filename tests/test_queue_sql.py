@@ -191,7 +191,7 @@ async def test_a_completion_by_a_worker_that_lost_its_lease_changes_nothing(conn
     await insert_pointers(conn, page, 1)
     [stale] = await queue.claim(conn, 1, "stalled", 60)
     await conn.execute("UPDATE pointers SET enrichment_locked_until = now() - interval '1 second'")
-    assert await queue.rescue_expired(conn, max_attempts=5) == [(stale.id, "pending")]
+    assert await queue.rescue_expired(conn, max_attempts=5, lease_seconds=300) == [(stale.id, "pending")]
     [fresh] = await queue.claim(conn, 1, "healthy", 60)
     assert fresh.attempt == 2
     assert not await queue.complete(conn, stale.fence("stalled"), "late", [], [0.0] * 1024, {})
@@ -222,7 +222,7 @@ async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases
     await conn.execute(
         "UPDATE pointers SET enrichment_locked_until = now() - interval '1 s' WHERE id = $1", ids[1]
     )
-    assert sorted(await queue.rescue_expired(conn, max_attempts=5)) == sorted(
+    assert sorted(await queue.rescue_expired(conn, max_attempts=5, lease_seconds=300)) == sorted(
         [(ids[0], "failed"), (ids[1], "pending")]
     )
     statuses = dict(await conn.fetch("SELECT id, enrichment_status FROM pointers"))

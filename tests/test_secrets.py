@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from pgqueue_enricher import database
+from pgqueue_enricher.demo.rows import NewPointer, insert_pointers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
@@ -155,15 +156,9 @@ async def stored_texts(conn: asyncpg.Connection) -> str:
 
 
 async def insert(conn: asyncpg.Connection, page: Any, count: int, title: str) -> list[Any]:
-    return [
-        await conn.fetchval(
-            "INSERT INTO pointers (page_id, title, png_path) VALUES ($1, $2, $3) RETURNING id",
-            page,
-            f"{title} {n}",
-            CROP,
-        )
-        for n in range(count)
-    ]
+    # Backdated by index: claimed in title order, as separate inserts would be.
+    new = [NewPointer(page, f"{title} {n}", CROP, age_seconds=count - n) for n in range(count)]
+    return await insert_pointers(conn, new)
 
 
 async def until(condition: Any, timeout: float = 10.0) -> None:

@@ -1,4 +1,4 @@
-"""The soak (bench/soak.py) in short: 300 pointers, three worker processes, provider faults,
+"""The soak (tests/soak_engine.py) in short: 300 pointers, three worker processes, provider faults,
 three SIGKILLs and two rounds of pg_terminate_backend, with the same invariants as `make soak`."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import SoakConfig, run_soak
+from tests.soak_engine import SoakConfig, run_soak
 
 
 @pytest.mark.slow

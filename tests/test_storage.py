@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
-import socket
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -14,14 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure
 from pgqueue_enricher.providers.imaging import check_image, sniff_image
-from pgqueue_enricher.providers.storage import (
-    LocalDirStore,
-    SupabaseStore,
-    open_crop_store,
-    parse_retry_after,
-)
+from pgqueue_enricher.providers.storage import LocalDirStore, SupabaseStore, open_crop_store
 from pgqueue_enricher.settings import Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS, FAKE_SUPABASE_KEY
 from tests.fakes.server import FakeServer, Fault, png_header, tiny_png
@@ -66,12 +59,6 @@ def webp(chunk: bytes, width: int, height: int) -> bytes:
         body = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     payload = b"WEBP" + chunk + struct.pack("<I", len(body)) + body
     return b"RIFF" + struct.pack("<I", len(payload)) + payload
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -131,18 +118,6 @@ async def test_an_http_404_is_not_found(fake_server: FakeServer, store: Supabase
     assert failure.kind == "crop_not_found"
 
 
-@pytest.mark.parametrize("status", ["401", "403"])
-async def test_a_refused_service_key_is_permanent(
-    fake_server: FakeServer, store: SupabaseStore, status: str
-) -> None:
-    fake_server.storage.script([status])
-    failure = await failure_of(store)
-    assert isinstance(failure, PermanentFailure)
-    assert failure.kind == "storage_auth"
-    assert failure.reason.startswith(f"Supabase Storage refused the service key (HTTP {status}")
-    assert "SUPABASE_SERVICE_KEY" in failure.reason
-
-
 async def test_a_wrong_key_answered_as_400_with_a_403_body_is_a_refused_key(
     fake_server: FakeServer, provider_settings: Settings
 ) -> None:
@@ -157,54 +132,6 @@ async def test_a_wrong_key_answered_as_400_with_a_403_body_is_a_refused_key(
         await crop_store.aclose()
     assert failure.kind == "storage_auth"
     assert wrong not in failure.reason and "***" not in failure.reason
-
-
-async def test_429_is_transient_with_retry_after(fake_server: FakeServer, store: SupabaseStore) -> None:
-    fake_server.storage.script([Fault("429", retry_after="4")])
-    failure = await failure_of(store)
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "rate_limited"
-    assert failure.retry_after == 4.0
-
-
-@pytest.mark.parametrize("status", ["500", "503"])
-async def test_server_errors_are_transient(
-    fake_server: FakeServer, store: SupabaseStore, status: str
-) -> None:
-    fake_server.storage.script([status])
-    failure = await failure_of(store)
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "storage_unavailable"
-
-
-async def test_a_timeout_is_transient_and_fast(fake_server: FakeServer, provider_settings: Settings) -> None:
-    fake_server.storage.script(["timeout"])
-    crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_storage_timeout": 0.3}))
-    started = time.monotonic()
-    try:
-        failure = await failure_of(crop_store)
-    finally:
-        await crop_store.aclose()
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "timeout"
-    assert time.monotonic() - started < 2.5
-
-
-async def test_connection_refused_and_dropped_connections_are_transient(
-    fake_server: FakeServer, provider_settings: Settings, store: SupabaseStore
-) -> None:
-    crop_store = SupabaseStore(provider_settings.model_copy(update={"supabase_url": closed_port_url()}))
-    try:
-        refused = await failure_of(crop_store)
-    finally:
-        await crop_store.aclose()
-    assert isinstance(refused, TransientFailure)
-    assert refused.kind == "connection"
-
-    fake_server.storage.script(["drop"])
-    dropped = await failure_of(store)
-    assert isinstance(dropped, TransientFailure)
-    assert dropped.kind == "connection"
 
 
 async def test_an_oversize_crop_is_rejected_from_its_content_length(
@@ -299,7 +226,7 @@ async def test_paths_that_could_escape_the_bucket_are_rejected_without_a_request
     assert fake_server.requests == []
 
 
-async def test_no_failure_message_log_or_output_contains_the_key(
+async def test_no_storage_specific_failure_message_log_or_output_contains_the_key(
     fake_server: FakeServer,
     provider_settings: Settings,
     caplog: pytest.LogCaptureFixture,
@@ -307,7 +234,8 @@ async def test_no_failure_message_log_or_output_contains_the_key(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_storage_timeout": 0.3}))
-    kinds = ["404", "400_not_found", "401", "403", "429", "500", "503", "timeout", "drop"]
+    # The HTTP faults are in tests/test_provider_faults.py; these are Storage's own.
+    kinds = ["404", "400_not_found"]
     fake_server.storage.script(kinds)
     reasons = []
     try:
@@ -322,18 +250,6 @@ async def test_no_failure_message_log_or_output_contains_the_key(
     )
     for key in FAKE_KEYS:
         assert key not in everything
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(" 1.5 ") == 1.5
-    now = time.time()
-    assert parse_retry_after(email.utils.formatdate(now + 60, usegmt=True), now=now) == pytest.approx(
-        60, abs=1
-    )
-    assert parse_retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
 
 
 # -- local directory -----------------------------------------------------------------------

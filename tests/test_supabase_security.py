@@ -29,7 +29,12 @@ from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, running_worker, worker_settings
 from tests.helpers import insert_pointers, make_page
 
-HEAD = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
+# The revision this module is about, and the one before it in the chain (a database "migrated
+# before this change").
+SECURITY_REVISION = "0006"
+PREVIOUS = (
+    ScriptDirectory.from_config(migrations.alembic_config()).get_revision(SECURITY_REVISION).down_revision
+)
 DATA_API_ROLES = ("anon", "authenticated")
 OWNER = "pgqe_supabase_owner"
 PROJECT_TABLES = (
@@ -246,13 +251,13 @@ async def test_the_worker_claims_and_completes_as_the_owner(
 
 
 def test_a_database_migrated_before_this_revision_is_fixed_by_the_upgrade(supabase_db: SupabaseDb) -> None:
-    migrations.upgrade(supabase_db.owner_url, "0004")
+    migrations.upgrade(supabase_db.owner_url, PREVIOUS)
     before = set(data_api_privileges(supabase_db.admin_url))
     assert ("anon", "public.sessions", "SELECT") in before
     assert ("anon", "public.pgqueue_enricher_alembic_version", "DELETE") in before
     assert ("anon", "public.requeue_failed_pointers(uuid, uuid[], text)", "EXECUTE") in before
     migrations.upgrade(supabase_db.owner_url)
-    assert migrations.current_revision(supabase_db.owner_url) == HEAD
+    assert migrations.current_revision(supabase_db.owner_url) == migrations.head_revision()
     assert_locked_down(supabase_db)
 
 
@@ -283,7 +288,7 @@ def privilege_state(url: str) -> dict[str, object]:
 def test_downgrade_gives_back_exactly_the_grants_the_upgrade_took_and_takes_back_what_it_gave(
     supabase_db: SupabaseDb,
 ) -> None:
-    migrations.upgrade(supabase_db.owner_url, "0004")
+    migrations.upgrade(supabase_db.owner_url, PREVIOUS)
     # A host that had already closed part of it: authenticated keeps nothing on sessions,
     # sessions has row level security, service_role may not requeue, and pointers has an
     # index of its own that leads with page_id.
@@ -302,7 +307,7 @@ def test_downgrade_gives_back_exactly_the_grants_the_upgrade_took_and_takes_back
         "idx_pages_discipline_id",
     }
     assert ("requeue_failed_pointers(uuid,uuid[],text)", "service_role", "EXECUTE", False) in upgraded["acl"]
-    migrations.downgrade(supabase_db.owner_url, "0004")
+    migrations.downgrade(supabase_db.owner_url, PREVIOUS)
     assert privilege_state(supabase_db.admin_url) == before
     assert fetch(supabase_db.admin_url, "SELECT to_regclass('pgqueue_enricher_security_undo')") == [(None,)]
     proconfig = fetch(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import logging
-import socket
-import time
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import SecretStr
 
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
@@ -55,28 +52,6 @@ async def test_request_is_one_document_for_the_configured_model(
     assert request.headers["authorization"] == f"Bearer {FAKE_VOYAGE_KEY}"
 
 
-async def test_429_is_transient_with_retry_after_and_not_retried_by_the_sdk(
-    fake_server: FakeServer, embedder: VoyageEmbedder
-) -> None:
-    fake_server.voyage.script([Fault("429", retry_after="3")])
-    failure = await failure_of(embedder)
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "rate_limited"
-    assert failure.retry_after == 3.0
-    assert fake_server.voyage.calls == 1
-
-
-@pytest.mark.parametrize("status", ["500", "503"])
-async def test_server_errors_are_transient(
-    fake_server: FakeServer, embedder: VoyageEmbedder, status: str
-) -> None:
-    fake_server.voyage.script([status])
-    failure = await failure_of(embedder)
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "voyage_unavailable"
-    assert fake_server.voyage.calls == 1
-
-
 async def test_wrong_dimensions_are_a_permanent_configuration_error(
     fake_server: FakeServer, embedder: VoyageEmbedder
 ) -> None:
@@ -88,55 +63,28 @@ async def test_wrong_dimensions_are_a_permanent_configuration_error(
     assert "1024" in failure.reason
 
 
-async def test_400_is_permanent(fake_server: FakeServer, embedder: VoyageEmbedder) -> None:
-    fake_server.voyage.script(["400"])
+async def test_a_status_the_sdk_has_no_class_for_quotes_voyages_detail_not_the_raw_response(
+    fake_server: FakeServer, embedder: VoyageEmbedder
+) -> None:
+    fake_server.voyage.script(["403"])  # the SDK's message for it also holds the body and headers
     failure = await failure_of(embedder)
-    assert isinstance(failure, PermanentFailure)
-    assert failure.kind == "bad_request"
-    assert "is not valid" in failure.reason
-
-
-async def test_a_refused_key_is_permanent_and_never_printed(
-    fake_server: FakeServer, provider_settings: Settings
-) -> None:
-    wrong = "pa-wrong-voyage-key-2222-3333"
-    provider = VoyageEmbedder(provider_settings.model_copy(update={"voyage_api_key": SecretStr(wrong)}))
-    failure = await failure_of(provider)
-    assert isinstance(failure, PermanentFailure)
-    assert failure.kind == "auth"
-    assert "VOYAGE_API_KEY" in failure.reason
-    assert wrong not in failure.reason and "***" not in failure.reason
-
-
-async def test_a_timeout_is_transient_and_fast(fake_server: FakeServer, provider_settings: Settings) -> None:
-    provider = VoyageEmbedder(provider_settings.model_copy(update={"pass2_voyage_timeout": 0.3}))
-    fake_server.voyage.script(["timeout"])
-    started = time.monotonic()
-    failure = await failure_of(provider)
-    assert isinstance(failure, TransientFailure)
-    assert failure.kind == "timeout"
-    assert time.monotonic() - started < 2.5
-    assert fake_server.voyage.calls == 1
-
-
-async def test_connection_refused_and_dropped_connections_are_transient(
-    fake_server: FakeServer, provider_settings: Settings, embedder: VoyageEmbedder
-) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    refused = await failure_of(
-        VoyageEmbedder(provider_settings.model_copy(update={"voyage_base_url": closed}))
+    assert failure.reason == (
+        "Voyage refused the API key (HTTP 403): check VOYAGE_API_KEY "
+        "(Access to this model is not allowed for this organization.)"
     )
-    assert isinstance(refused, TransientFailure)
-    assert refused.kind == "connection"
-
-    fake_server.voyage.script(["drop"])
-    dropped = await failure_of(embedder)
-    assert isinstance(dropped, TransientFailure)
 
 
-async def test_no_failure_message_log_or_output_contains_a_key(
+async def test_a_success_whose_body_cannot_be_read_is_transient(
+    fake_server: FakeServer, embedder: VoyageEmbedder
+) -> None:
+    fake_server.voyage.script(["garbled"])  # the SDK reports it as an APIError with status 200
+    failure = await failure_of(embedder)
+    assert isinstance(failure, TransientFailure)
+    assert failure.kind == "bad_response"
+    assert failure.reason == "Voyage sent a response that could not be read (HTTP 200)"
+
+
+async def test_no_voyage_specific_failure_message_log_or_output_contains_a_key(
     fake_server: FakeServer,
     provider_settings: Settings,
     caplog: pytest.LogCaptureFixture,
@@ -144,7 +92,8 @@ async def test_no_failure_message_log_or_output_contains_a_key(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     provider = VoyageEmbedder(provider_settings.model_copy(update={"pass2_voyage_timeout": 0.3}))
-    kinds = ["429", "500", "503", "400", "401", "timeout", "drop", "dims"]
+    # The HTTP faults are in tests/test_provider_faults.py; this one is Voyage's own.
+    kinds = ["dims", "garbled"]
     fake_server.voyage.script(kinds)
     reasons = []
     for _ in kinds:

@@ -6,11 +6,13 @@ import asyncio
 import json
 import socket
 import time
+import uuid
 
 import asyncpg
 import httpx
 from pydantic import SecretStr
 
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.metrics import serve_metrics
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.worker import Worker
@@ -171,11 +173,7 @@ async def test_a_pointer_without_a_page_row_fails_and_the_worker_keeps_going(
 ) -> None:
     _, page = await make_page(conn)
     await conn.execute("ALTER TABLE pointers DROP CONSTRAINT pointers_page_id_fkey")
-    orphan = await conn.fetchval(
-        "INSERT INTO pointers (page_id, title, png_path) VALUES "
-        "(gen_random_uuid(), 'Orphan', $1) RETURNING id",
-        CROP,
-    )
+    [orphan] = await rows.insert_pointers(conn, [rows.NewPointer(uuid.uuid4(), "Orphan", CROP)])
     [good] = await insert_pointers(conn, page, 1)
     settings = worker_settings(provider_settings, db_url)
     async with running_worker(settings):
@@ -293,3 +291,18 @@ async def test_a_pointer_deleted_while_in_flight_is_skipped_and_the_worker_goes_
         assert await watcher.until_final(1, timeout=10) == {str(survivor): "complete"}
     assert worker.metrics.lost == 1 and worker.metrics.completions == 1
     assert await conn.fetchval("SELECT count(*) FROM pointers") == 1
+
+
+async def test_a_scheduled_retry_is_claimed_when_it_falls_due_not_at_the_next_poll_tick(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    # The doorbell rings when the row goes back to pending, a second before the retry is due;
+    # with a 60 s poll interval only the worker's own wake-up at the due time claims it again.
+    crops.gemini.script([{"kind": "429", "retry_delay": "1s"}])
+    settings = worker_settings(provider_settings, db_url, pass2_poll_interval=60.0)
+    _, page = await make_page(conn)
+    [pointer] = await insert_pointers(conn, page, 1)
+    async with running_worker(settings):
+        assert await watcher.until_status("pending", 1, timeout=10) == [str(pointer)]
+        assert await watcher.until_final(1, timeout=20) == {str(pointer): "complete"}
+    assert await conn.fetchval("SELECT enrichment_attempts FROM pointers") == 2

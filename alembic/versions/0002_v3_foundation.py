@@ -12,6 +12,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    apply_sql("migrations/adoption_helpers.sql", "upgrade")
     apply_sql("migrations/0002_v3_foundation.sql", "upgrade")
 
 

@@ -6,7 +6,7 @@ The SQL lives in sql/ (migrations/0006_supabase_security.sql); this revision onl
 from pgqueue_enricher.migrations import apply_sql
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

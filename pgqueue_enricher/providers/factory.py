@@ -1,4 +1,4 @@
-"""Builds the providers the settings ask for, once per worker, and closes them together."""
+"""Builds the providers the settings ask for, once per worker, and opens and closes them together."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ class Providers:
     def prompt_version(self) -> str:
         return str(getattr(self.describer, "prompt_version", self.describer.name))
 
+    async def open(self) -> None:
+        """Before the first claim: the first provider that cannot work raises its ConfigError."""
+        for provider in (self.store, self.describer, self.embedder):
+            await provider.open()
+
     async def aclose(self) -> None:
         for provider in (self.store, self.describer, self.embedder):
             await provider.aclose()
@@ -27,6 +32,7 @@ class Providers:
 def build_providers(settings: Settings) -> Providers:
     store = open_crop_store(settings)
     if settings.enricher_provider == "local":
+        # Imports nothing of the `local` extra: LocalDescriber.open() checks it, with the fix.
         from pgqueue_enricher.providers.local import LexicalEmbedder, LocalDescriber
 
         return Providers(store, LocalDescriber(settings), LexicalEmbedder(settings))

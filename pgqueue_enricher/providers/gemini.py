@@ -9,7 +9,6 @@ when it is importable), so timeouts and connection errors have one set of except
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -20,9 +19,15 @@ from google.genai import types
 
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.answer import read_answer
+from pgqueue_enricher.providers.checks import check_key
+from pgqueue_enricher.providers.http_failures import (
+    is_transient_status,
+    parse_duration,
+    retry_after_header,
+    transient_status_failure,
+)
 from pgqueue_enricher.providers.imaging import sniff_image
 from pgqueue_enricher.providers.prompt import PROMPT_VERSION, SYSTEM_INSTRUCTION, build_contents
-from pgqueue_enricher.providers.storage import parse_retry_after
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.redact import register_settings_secrets
 from pgqueue_enricher.settings import ConfigError, Settings
@@ -30,21 +35,7 @@ from pgqueue_enricher.settings import ConfigError, Settings
 # Added to the HTTP timeout for the whole-call deadline: httpx's timeout applies to each
 # read, so a server that trickles bytes could otherwise hold a slot for ever.
 _DEADLINE_SLACK = 5.0
-_DURATION = re.compile(r"^\s*(?P<value>\d+(?:\.\d+)?)\s*s\s*$")
 _MESSAGE_CHARS = 240
-
-
-def parse_duration(value: object) -> float | None:
-    """A protobuf Duration as JSON: "30s", "1.5s", or {"seconds": 30, "nanos": 0}."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        return float(match["value"]) if match else None
-    if isinstance(value, dict):
-        try:
-            return float(value.get("seconds", 0) or 0) + float(value.get("nanos", 0) or 0) / 1e9
-        except (TypeError, ValueError):
-            return None
-    return None
 
 
 def _error_details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
@@ -56,19 +47,13 @@ def _error_details(exc: genai_errors.APIError) -> list[dict[str, Any]]:
 
 
 def retry_delay(exc: genai_errors.APIError) -> float | None:
-    """The server's requested wait: RetryInfo.retryDelay, else a Retry-After header."""
+    """The server's requested wait: RetryInfo.retryDelay (Gemini's own), else a Retry-After header."""
     for detail in _error_details(exc):
         if str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             delay = parse_duration(detail.get("retryDelay"))
             if delay is not None:
                 return delay
-    headers = getattr(exc.response, "headers", None)
-    if headers is not None:
-        try:
-            return parse_retry_after(headers.get("retry-after"))
-        except Exception:  # noqa: BLE001 - a header object of an unexpected type
-            return None
-    return None
+    return retry_after_header(getattr(exc.response, "headers", None))
 
 
 def _is_key_error(exc: genai_errors.APIError) -> bool:
@@ -83,18 +68,13 @@ def classify_api_error(exc: genai_errors.APIError, model: str) -> EnrichmentFail
     status = exc.status or ""
     label = f"{code} {status}".strip()
     message = " ".join(str(exc.message or "").split())[:_MESSAGE_CHARS] or "no message"
-    if code in (408, 429) or code >= 500:
-        delay = retry_delay(exc)
-        wait = f"; retry after {delay:g}s" if delay is not None else ""
-        if code == 429:
-            return TransientFailure(
-                "rate_limited",
-                f"Gemini rate limit or quota reached ({label}): {message}{wait}",
-                retry_after=delay,
-            )
-        return TransientFailure(
-            "gemini_unavailable", f"Gemini is unavailable ({label}): {message}{wait}", retry_after=delay
+    if is_transient_status(code):
+        sentence = (
+            f"Gemini rate limit or quota reached ({label}): {message}"
+            if code == 429
+            else f"Gemini is unavailable ({label}): {message}"
         )
+        return transient_status_failure("gemini", code, sentence, retry_after=retry_delay(exc))
     if code in (401, 403) or (code == 400 and _is_key_error(exc)):
         return PermanentFailure(
             "auth",
@@ -119,6 +99,7 @@ class GeminiDescriber:
         if settings.gemini_api_key is None:
             raise ConfigError("GEMINI_API_KEY is not set (or set ENRICHER_PROVIDER=local)")
         register_settings_secrets(settings)
+        self._api_key = settings.gemini_api_key
         self._model = settings.pass2_model
         self._timeout = settings.pass2_gemini_timeout
         self._http = httpx.AsyncClient(
@@ -144,6 +125,10 @@ class GeminiDescriber:
         if settings.pass2_temperature is not None:
             config["temperature"] = settings.pass2_temperature
         self._config = types.GenerateContentConfig(**config)
+
+    async def open(self) -> None:
+        """The key's shape only: a request would cost quota and need the network at start-up."""
+        check_key("GEMINI_API_KEY", self._api_key)
 
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         mime = sniff_image(item.cropped_image_bytes)

@@ -15,7 +15,7 @@ from google.genai import types
 
 from pgqueue_enricher.providers.types import EnrichmentInput
 
-PROMPT_VERSION = "pass2-2026-11-25.1"
+PROMPT_VERSION = "pass2-2026-12-01.1"
 
 SECTION_HEADINGS = (
     "## Description",
@@ -41,16 +41,23 @@ For the crop you are given:
 2. Extract every dimension exactly as written, with its units (for example 4'-6", 5/8", \
 1200 mm), and say what it measures when the drawing makes that clear.
 3. List every specification callout (materials, products, gauges, ratings, spacing).
-4. List every cross-reference to other sheets, details or specification sections \
-(for example S-101, Detail 4/A3.01, 09 21 16).
-5. Transcribe any table or schedule row by row as a markdown table, keeping empty cells empty.
-6. Note anything ambiguous, illegible, or cut off at the edge of the crop instead of guessing.
-7. When text is small or dense, use code execution to zoom into or crop the image and read \
+4. Describe the visual content: what the region depicts (a wall section, a plan, an \
+elevation, a schedule...), the materials indicated by hatching or symbols, and each leader \
+line with the note it carries and what it points to.
+5. List every cross-reference to other sheets, details or specification sections \
+(for example S-101, Detail 4/A3.01, 09 21 16), including section-cut symbols, detail \
+bubbles and tag references (door, window, wall-type and equipment tags).
+6. Transcribe any table or schedule row by row as a markdown table, keeping empty cells empty.
+7. Note anything ambiguous, illegible, or cut off at the edge of the crop instead of \
+guessing, and anything that looks incorrect or unusual (conflicting dimensions, a \
+reference to a sheet that seems not to exist, a missing unit).
+8. When text is small or dense, use code execution to zoom into or crop the image and read \
 it again before answering.
 
 Answer in markdown with exactly these sections, in this order:
 ## Description
-What this region shows and what it is for, in a few sentences.
+What this region shows and what it is for, in a few sentences, including what it depicts \
+visually, the materials shown by hatching or symbols, and what the leader lines point to.
 ## Extracted Content
 Every piece of text, dimension and specification callout, as a list.
 ## Table Contents
@@ -58,10 +65,16 @@ Only when the crop contains a table or schedule: each one as a markdown table. L
 section out entirely when there is no table.
 ## Cross-References
 A bullet list with one reference per line (sheet ids, details as "Detail N/SHEET", spec \
-sections as "NN NN NN"), or the single word None.
+sections as "NN NN NN", section cuts as "Section N/SHEET", tags as written), or the single \
+word None.
 ## Notes
-Anything ambiguous, illegible or cut off at the crop edge, or None.
+Anything ambiguous, illegible or cut off at the crop edge, and anything that looks \
+incorrect or unusual, or None.
 """
+
+REGROUND_PREFIX = "Why this region was added (instruction from the re-ground step): "
+# The host writes a sentence or two; a longer one is cut like a runaway reflection.
+MAX_REGROUND_CHARS = 2_000
 
 
 def page_context(item: EnrichmentInput) -> str:
@@ -81,10 +94,16 @@ def title_line(title: str) -> str:
     return TITLE_PREFIX + " ".join(title.split())
 
 
+def reground_line(instruction: str) -> str:
+    return REGROUND_PREFIX + " ".join(instruction.split())[:MAX_REGROUND_CHARS]
+
+
 def build_contents(item: EnrichmentInput, mime: str) -> list[types.Content]:
-    """One user turn: page context, then the crop, then the pointer title."""
-    parts = [
-        types.Part.from_text(text=page_context(item)),
+    """One user turn: page context, the re-ground instruction if any, the crop, the title."""
+    parts = [types.Part.from_text(text=page_context(item))]
+    if item.reground_instruction and item.reground_instruction.strip():
+        parts.append(types.Part.from_text(text=reground_line(item.reground_instruction)))
+    parts += [
         types.Part.from_bytes(data=item.cropped_image_bytes, mime_type=mime),
         types.Part.from_text(text=title_line(item.pointer_title)),
     ]

@@ -9,18 +9,22 @@ are checked to be a plausible image before they are sent anywhere.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
 import re
 import stat
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
+from pgqueue_enricher.providers.checks import check_http_url, check_key
+from pgqueue_enricher.providers.http_failures import (
+    is_transient_status,
+    retry_after_header,
+    transient_status_failure,
+)
 from pgqueue_enricher.providers.imaging import check_image
 from pgqueue_enricher.providers.types import CropStore
 from pgqueue_enricher.redact import register_settings_secrets
@@ -31,26 +35,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # How much of an error body is read to classify it; error bodies are small JSON documents.
 _ERROR_BODY_BYTES = 16 * 1024
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def validate_png_path(png_path: str | None) -> list[str]:
@@ -94,10 +78,22 @@ class LocalDirStore:
     def __init__(self, settings: Settings) -> None:
         assert settings.storage_dir is not None
         self._root = Path(settings.storage_dir).expanduser().resolve()
-        if not self._root.is_dir():
-            raise ConfigError(f"STORAGE_DIR {str(self._root)!r} is not a directory")
         self._max_bytes = settings.pass2_max_image_bytes
         self._max_pixels = settings.pass2_max_image_pixels
+
+    async def open(self) -> None:
+        """A missing or unreadable folder would fail every pointer as `crop_not_found`."""
+        root = str(self._root)
+        if not self._root.is_dir():
+            raise ConfigError(
+                f"STORAGE_DIR {root!r} does not exist or is not a directory: "
+                "point STORAGE_DIR at the folder that holds the crops"
+            )
+        if not os.access(self._root, os.R_OK | os.X_OK):
+            raise ConfigError(
+                f"STORAGE_DIR {root!r} is not readable by this process: "
+                "grant it read and search permission, or point STORAGE_DIR elsewhere"
+            )
 
     async def fetch(self, png_path: str | None) -> bytes:
         segments = validate_png_path(png_path)
@@ -149,6 +145,7 @@ class SupabaseStore:
         if settings.supabase_service_key is None:
             raise ConfigError("SUPABASE_SERVICE_KEY is not set (or set STORAGE_DIR for local crops)")
         register_settings_secrets(settings)
+        self._url, self._key = settings.supabase_url, settings.supabase_service_key
         key = settings.supabase_service_key.get_secret_value()
         headers = {"apikey": key}
         if not key.startswith("sb_secret_"):  # new secret keys are not JWTs and go in apikey only
@@ -164,6 +161,11 @@ class SupabaseStore:
             follow_redirects=False,
         )
 
+    async def open(self) -> None:
+        """Shapes only: a download needs a real crop path, and start-up needs no network."""
+        check_http_url("SUPABASE_URL", self._url, "the project URL, e.g. https://<ref>.supabase.co")
+        check_key("SUPABASE_SERVICE_KEY", self._key)
+
     def object_url(self, segments: list[str]) -> str:
         path = "/".join(quote(segment, safe="") for segment in segments)
         return f"{self._base}/storage/v1/object/{quote(self._bucket, safe='')}/{path}"
@@ -177,7 +179,7 @@ class SupabaseStore:
             raise TransientFailure(
                 "timeout",
                 f"Supabase Storage did not answer within {self._client.timeout.read}s "
-                f"while downloading {png_path!r}",
+                f"while downloading {png_path!r} (PASS2_STORAGE_TIMEOUT)",
             ) from None
         except httpx.RequestError as exc:
             raise TransientFailure(
@@ -220,14 +222,12 @@ class SupabaseStore:
                 f"Supabase Storage refused the service key (HTTP {status}"
                 f"{', ' + message if message else ''}): check SUPABASE_SERVICE_KEY and STORAGE_BUCKET",
             )
-        if status in (408, 429) or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            kind = "rate_limited" if status == 429 else "storage_unavailable"
-            wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
-            return TransientFailure(
-                kind,
-                f"Supabase Storage answered HTTP {status} for {where!r}{wait}",
-                retry_after=retry_after,
+        if is_transient_status(status):
+            return transient_status_failure(
+                "storage",
+                status,
+                f"Supabase Storage answered HTTP {status} for {where!r}",
+                retry_after=retry_after_header(response.headers),
             )
         return PermanentFailure(
             "storage_error",

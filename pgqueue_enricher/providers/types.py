@@ -16,6 +16,9 @@ class EnrichmentInput:
     page_name: str
     discipline_name: str
     pointer_title: str
+    # The host's re-ground code says why it added the region (enrichment_metadata key
+    # "reground_instruction"); the prompt carries it as context.
+    reground_instruction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class Embedding:
 
 
 class CropStore(Protocol):
+    """`open` runs once before the worker's first claim: a setting that cannot work raises
+    ConfigError there (one sentence naming the fix), so no row is tried and failed for it.
+    The same holds for Describer and Embedder."""
+
+    async def open(self) -> None: ...
     async def fetch(self, png_path: str | None) -> bytes: ...
     async def aclose(self) -> None: ...
 
@@ -48,6 +56,7 @@ class Describer(Protocol):
 
     name: str
 
+    async def open(self) -> None: ...
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput: ...
     async def aclose(self) -> None: ...
 
@@ -55,6 +64,7 @@ class Describer(Protocol):
 class Embedder(Protocol):
     name: str
 
+    async def open(self) -> None: ...
     async def embed(self, text: str) -> Embedding: ...
     async def aclose(self) -> None: ...
 

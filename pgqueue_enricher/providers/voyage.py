@@ -14,7 +14,12 @@ import voyageai
 import voyageai.error as voyage_errors
 
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
-from pgqueue_enricher.providers.storage import parse_retry_after
+from pgqueue_enricher.providers.checks import check_key
+from pgqueue_enricher.providers.http_failures import (
+    is_transient_status,
+    retry_after_header,
+    transient_status_failure,
+)
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS, Embedding
 from pgqueue_enricher.redact import register_settings_secrets
 from pgqueue_enricher.settings import ConfigError, Settings
@@ -24,28 +29,49 @@ _MESSAGE_CHARS = 240
 
 
 def _message(exc: voyage_errors.VoyageError) -> str:
-    text = exc.user_message if isinstance(exc.user_message, str) else ""
+    """Voyage's own `detail` when the body had one: for statuses it has no class for (403,
+    408, ...) the SDK's message also carries the raw body and the response headers."""
+    body = exc.json_body
+    detail = body.get("detail") if isinstance(body, dict) else None
+    text = detail if isinstance(detail, str) else exc.user_message
+    text = text if isinstance(text, str) else ""
     return " ".join(text.split())[:_MESSAGE_CHARS] or "no message"
 
 
+# The status each of the SDK's error classes stands for, for an error that did not keep it.
+_CLASS_STATUS: tuple[tuple[type[voyage_errors.VoyageError], int], ...] = (
+    (voyage_errors.RateLimitError, 429),
+    (voyage_errors.ServerError, 500),
+    (voyage_errors.ServiceUnavailableError, 503),
+    (voyage_errors.AuthenticationError, 401),
+)
+
+
+def _status(exc: voyage_errors.VoyageError) -> int | None:
+    if isinstance(exc.http_status, int):
+        return exc.http_status
+    return next((status for cls, status in _CLASS_STATUS if isinstance(exc, cls)), None)
+
+
 def classify_voyage_error(exc: voyage_errors.VoyageError) -> EnrichmentFailure:
-    status = exc.http_status if isinstance(exc.http_status, int) else None
-    label = f"HTTP {status}" if status else type(exc).__name__
-    if isinstance(exc, voyage_errors.RateLimitError) or status == 429:
-        delay = parse_retry_after((exc.headers or {}).get("Retry-After"))
-        wait = f"; retry after {delay:g}s" if delay is not None else ""
-        return TransientFailure(
-            "rate_limited", f"Voyage rate limit reached ({label}): {_message(exc)}{wait}", retry_after=delay
-        )
     if isinstance(exc, voyage_errors.Timeout):
         return TransientFailure("timeout", "Voyage did not answer in time (PASS2_VOYAGE_TIMEOUT)")
     if isinstance(exc, voyage_errors.APIConnectionError):
         return TransientFailure("connection", f"could not reach Voyage: {_message(exc)}")
-    if isinstance(exc, voyage_errors.ServerError | voyage_errors.ServiceUnavailableError) or (
-        status is not None and (status == 408 or status >= 500)
-    ):
-        return TransientFailure("voyage_unavailable", f"Voyage is unavailable ({label})")
-    if isinstance(exc, voyage_errors.AuthenticationError) or status in (401, 403):
+    status = _status(exc)
+    label = f"HTTP {status}" if status else type(exc).__name__
+    if status is not None and 200 <= status <= 299:  # the SDK's APIError for a body it cannot parse
+        return TransientFailure("bad_response", f"Voyage sent a response that could not be read ({label})")
+    if is_transient_status(status):
+        sentence = (
+            f"Voyage rate limit reached ({label}): {_message(exc)}"
+            if status == 429
+            else f"Voyage is unavailable ({label})"
+        )
+        return transient_status_failure(
+            "voyage", status, sentence, retry_after=retry_after_header(exc.headers)
+        )
+    if status in (401, 403):
         return PermanentFailure(
             "auth", f"Voyage refused the API key ({label}): check VOYAGE_API_KEY ({_message(exc)})"
         )
@@ -59,6 +85,7 @@ class VoyageEmbedder:
         if settings.voyage_api_key is None:
             raise ConfigError("VOYAGE_API_KEY is not set (or set ENRICHER_PROVIDER=local)")
         register_settings_secrets(settings)
+        self._api_key = settings.voyage_api_key
         self._model = settings.voyage_model
         self._timeout = settings.pass2_voyage_timeout
         self._client = voyageai.AsyncClient(
@@ -67,6 +94,10 @@ class VoyageEmbedder:
             timeout=settings.pass2_voyage_timeout,
             base_url=settings.voyage_base_url or None,
         )
+
+    async def open(self) -> None:
+        """The key's shape only: a request would cost quota and need the network at start-up."""
+        check_key("VOYAGE_API_KEY", self._api_key)
 
     async def embed(self, text: str) -> Embedding:
         try:

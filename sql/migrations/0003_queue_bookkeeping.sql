@@ -5,27 +5,36 @@
 -- column or index of the same name that another tool made first.
 
 -- name: upgrade
+CREATE OR REPLACE FUNCTION pg_temp.pgqe_has_pointers_column(wanted text) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'pointers'::regclass AND attname = wanted AND NOT attisdropped
+    )
+$$;
+
 DO $$
-DECLARE
-    wanted record;
 BEGIN
-    FOR wanted IN
-        SELECT * FROM (VALUES
-            ('enrichment_attempts', 'integer NOT NULL DEFAULT 0', 'attempts spent, given back on a graceful stop'),
-            ('enrichment_error', 'text', 'last failure, a sentence a person can act on'),
-            ('enrichment_locked_by', 'text', 'worker holding the lease'),
-            ('enrichment_locked_until', 'timestamptz', 'end of the lease'),
-            ('enrichment_run_after', 'timestamptz', 'earliest retry time')
-        ) AS c (name, definition, note)
-    LOOP
-        IF NOT EXISTS (
-            SELECT 1 FROM pg_attribute
-            WHERE attrelid = 'pointers'::regclass AND attname = wanted.name AND NOT attisdropped
-        ) THEN
-            EXECUTE format('ALTER TABLE pointers ADD COLUMN %I %s', wanted.name, wanted.definition);
-            EXECUTE format('COMMENT ON COLUMN pointers.%I IS %L', wanted.name, 'pgqueue-enricher: ' || wanted.note);
-        END IF;
-    END LOOP;
+    IF NOT pg_temp.pgqe_has_pointers_column('enrichment_attempts') THEN
+        ALTER TABLE pointers ADD COLUMN enrichment_attempts integer NOT NULL DEFAULT 0;
+        COMMENT ON COLUMN pointers.enrichment_attempts IS 'pgqueue-enricher: attempts spent, given back on a graceful stop';
+    END IF;
+    IF NOT pg_temp.pgqe_has_pointers_column('enrichment_error') THEN
+        ALTER TABLE pointers ADD COLUMN enrichment_error text;
+        COMMENT ON COLUMN pointers.enrichment_error IS 'pgqueue-enricher: last failure, a sentence a person can act on';
+    END IF;
+    IF NOT pg_temp.pgqe_has_pointers_column('enrichment_locked_by') THEN
+        ALTER TABLE pointers ADD COLUMN enrichment_locked_by text;
+        COMMENT ON COLUMN pointers.enrichment_locked_by IS 'pgqueue-enricher: worker holding the lease';
+    END IF;
+    IF NOT pg_temp.pgqe_has_pointers_column('enrichment_locked_until') THEN
+        ALTER TABLE pointers ADD COLUMN enrichment_locked_until timestamptz;
+        COMMENT ON COLUMN pointers.enrichment_locked_until IS 'pgqueue-enricher: end of the lease';
+    END IF;
+    IF NOT pg_temp.pgqe_has_pointers_column('enrichment_run_after') THEN
+        ALTER TABLE pointers ADD COLUMN enrichment_run_after timestamptz;
+        COMMENT ON COLUMN pointers.enrichment_run_after IS 'pgqueue-enricher: earliest retry time';
+    END IF;
     IF to_regclass('idx_pointers_enrichment_claim') IS NULL THEN
         CREATE INDEX idx_pointers_enrichment_claim
             ON pointers (created_at, id) WHERE enrichment_status = 'pending';

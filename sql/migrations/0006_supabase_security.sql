@@ -12,8 +12,6 @@
 --   the owner (and service_role for seed_default_experience and requeue_failed_pointers) may
 --   EXECUTE them, PUBLIC included (plain Postgres keeps PUBLIC's default);
 -- - the foreign keys of the baseline tables get an index where none leads with their column.
--- The seeding function's conflict target becomes (project_id, path), which works whatever
--- the unique key is called.
 --
 -- Downgrade restores the previous state and no more: before changing anything, the upgrade
 -- writes each privilege it takes away, each grant it adds and each table it turns row level
@@ -165,6 +163,7 @@ CREATE OR REPLACE FUNCTION public.seed_default_experience(project_id uuid) RETUR
 LANGUAGE plpgsql
 SET search_path = ''
 AS $$
+-- In ON CONFLICT (project_id, path), project_id is the column, not the parameter.
 #variable_conflict use_column
 DECLARE
     inserted integer;
@@ -187,6 +186,8 @@ BEGIN
          E'# Schedule\n\nMilestones, phases and inspections that shape which drawings matter now.\n'),
         (seed_default_experience.project_id, 'gaps.md',
          E'# Gaps\n\nQuestions the plan set could not answer, to raise as RFIs.\n')
+    -- By columns, not by constraint name: the host's own V3 names its key
+    -- uq_experience_files_project_path, this project's 0002 experience_files_project_id_path_key.
     ON CONFLICT (project_id, path) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
@@ -337,10 +338,10 @@ END
 $$;
 
 -- name: downgrade
--- The functions as revision 0004 installed them (sql/migrations/0004_sql_api.sql). CREATE OR
--- REPLACE keeps a function's privileges and resets everything else it does not name, so
--- this also drops SECURITY DEFINER and the pinned search_path; the triggers keep pointing
--- at the same functions.
+-- The functions as revisions 0004 and 0005 left them (sql/migrations/0004_sql_api.sql, and
+-- seed_default_experience from 0005_host_adoption.sql). CREATE OR REPLACE keeps a function's
+-- privileges and resets everything else it does not name, so this also drops SECURITY
+-- DEFINER and the pinned search_path; the triggers keep pointing at the same functions.
 CREATE OR REPLACE FUNCTION pointers_ring_doorbell_on_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -366,6 +367,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION seed_default_experience(project_id uuid) RETURNS integer
 LANGUAGE plpgsql AS $$
+-- In ON CONFLICT (project_id, path), project_id is the column, not the parameter.
+#variable_conflict use_column
 DECLARE
     inserted integer;
 BEGIN
@@ -387,7 +390,9 @@ BEGIN
          E'# Schedule\n\nMilestones, phases and inspections that shape which drawings matter now.\n'),
         (seed_default_experience.project_id, 'gaps.md',
          E'# Gaps\n\nQuestions the plan set could not answer, to raise as RFIs.\n')
-    ON CONFLICT ON CONSTRAINT experience_files_project_id_path_key DO NOTHING;
+    -- By columns, not by constraint name: the host's own V3 names its key
+    -- uq_experience_files_project_path, this project's 0002 experience_files_project_id_path_key.
+    ON CONFLICT (project_id, path) DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     RETURN inserted;
 END

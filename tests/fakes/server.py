@@ -11,7 +11,9 @@ httpx) to work against it unmodified, records every request, and misbehaves on d
     await gate.arrivals(2)             # ... until two are waiting
     gate.release()
 
-Scripted faults are one-shot and consumed in order before any probabilistic roll. Run as a
+Every service also has "408" (a proxy's plain-text answer), "drop" (hang up before any
+response) and "drop_mid_body" (a 200 whose body stops half way). Scripted faults are
+one-shot and consumed in order before any probabilistic roll. Run as a
 process for multi-process soak tests (the base URL is the first line on stdout):
 
     python -m tests.fakes.server --port 0 --rate-429 0.1 --retry-delay 2s --latency 0.05
@@ -53,15 +55,21 @@ TITLE_PREFIX = "Pointer title:"
 
 GEMINI_KINDS = frozenset(
     {
-        "ok", "429", "429_retry_info", "500", "503", "400", "401", "403", "timeout", "drop",
-        "safety", "prompt_blocked", "empty", "huge", "answer", "max_tokens",
+        "ok", "429", "429_retry_info", "429_no_retry_after", "408", "500", "503", "400", "401",
+        "403", "timeout", "drop", "drop_mid_body", "safety", "prompt_blocked", "empty", "huge",
+        "answer", "max_tokens",
     }
 )  # fmt: skip
-VOYAGE_KINDS = frozenset({"ok", "429", "500", "503", "400", "401", "timeout", "drop", "dims"})
+VOYAGE_KINDS = frozenset(
+    {
+        "ok", "429", "429_no_retry_after", "408", "500", "503", "400", "401", "403", "timeout",
+        "drop", "drop_mid_body", "dims", "garbled",
+    }
+)  # fmt: skip
 STORAGE_KINDS = frozenset(
     {
-        "ok", "404", "400_not_found", "401", "403", "429", "500", "503", "timeout", "drop",
-        "no_length", "endless", "body",
+        "ok", "404", "400", "400_not_found", "401", "403", "429", "429_no_retry_after", "408",
+        "500", "503", "timeout", "drop", "drop_mid_body", "no_length", "endless", "body",
     }
 )  # fmt: skip
 
@@ -72,7 +80,9 @@ class Fault:
 
     kind: str
     text: str | None = None  # gemini "answer"/"max_tokens": the answer text
-    retry_after: str | None = None  # Retry-After header value ("3", or an HTTP date)
+    # Retry-After header value ("3", or an HTTP date). A "429" sends a default one when this is
+    # unset ("429_no_retry_after" sends none); a "500"/"503" sends one only when it is set.
+    retry_after: str | None = None
     retry_delay: str | None = None  # gemini RetryInfo.retryDelay ("30s", "1.5s")
     dims: int | None = None  # voyage "dims": vector length (default 512)
     body: bytes | None = None  # storage "body": served with status 200
@@ -499,6 +509,12 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        if getattr(self, "_cut_body", False):
+            self._cut_body = False
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self._drop()
+            return
         self.wfile.write(body)
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -518,6 +534,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def _mid_body(self, fault: Fault) -> Fault:
+        """For "drop_mid_body": answer as "ok" would, but hang up half way through the body
+        (headers promise the whole of it), as a connection lost in transit does."""
+        if fault.kind != "drop_mid_body":
+            return fault
+        self._cut_body = True
+        return Fault("ok")
+
+    def _retry_after(self, fault: Fault) -> dict[str, str]:
+        return {"Retry-After": fault.retry_after} if fault.retry_after else {}
+
+    def _proxy_408(self) -> None:
+        """What a proxy or load balancer in front of any of the services answers."""
+        self._send(408, b"Request Timeout", "text/plain")
 
     def _hang(self, fault: Fault) -> None:
         fake = self.server.fake
@@ -607,7 +638,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake.gemini._begin(record)
         self._done = fake.gemini._end
         try:
-            self._gemini_reply(fault, model, record.title or "(untitled)")
+            self._gemini_reply(self._mid_body(fault), model, record.title or "(untitled)")
         finally:
             self._call_done()
 
@@ -630,6 +661,10 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
                 {"Retry-After": fault.retry_after or "2"},
             )
+        elif kind == "429_no_retry_after":
+            self._json(429, _error_json(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted."))
+        elif kind == "408":
+            self._proxy_408()
         elif kind == "429_retry_info":
             details = [
                 {
@@ -653,7 +688,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "401": ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
                 "403": ("PERMISSION_DENIED", "Method doesn't allow unregistered callers."),
             }[kind]
-            self._json(int(kind), _error_json(int(kind), status, message))
+            self._json(int(kind), _error_json(int(kind), status, message), self._retry_after(fault))
         elif kind == "safety":
             candidate = {
                 "finishReason": "SAFETY",
@@ -726,7 +761,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake.voyage._begin(record)
         self._done = fake.voyage._end
         try:
-            self._voyage_reply(fault, raw)
+            self._voyage_reply(self._mid_body(fault), raw)
         finally:
             self._call_done()
 
@@ -743,14 +778,21 @@ class _Handler(BaseHTTPRequestHandler):
                 {"detail": "You have exceeded your TPM rate limit. Please retry after a short wait."},
                 {"Retry-After": fault.retry_after or "3"},
             )
+        elif kind == "429_no_retry_after":
+            self._json(429, {"detail": "You have exceeded your RPM rate limit."})
+        elif kind == "408":
+            self._proxy_408()
         elif kind in ("500", "503"):
-            self._send(
-                int(kind), b"Internal Server Error" if kind == "500" else b"Service Unavailable", "text/plain"
-            )
+            text = b"Internal Server Error" if kind == "500" else b"Service Unavailable"
+            self._send(int(kind), text, "text/plain", self._retry_after(fault))
         elif kind == "400":
             self._json(400, {"detail": "Value 'nonsense' supplied for argument 'model' is not valid."})
         elif kind == "401":
             self._json(401, {"detail": "Provided API key is invalid."})
+        elif kind == "403":
+            self._json(403, {"detail": "Access to this model is not allowed for this organization."})
+        elif kind == "garbled":  # a 200 whose JSON a broken proxy cut short
+            self._send(200, b'{"object": "list", "data": [{"object": "embed', "application/json")
         else:
             texts = raw.get("input")
             texts = [texts] if isinstance(texts, str) else list(texts or [])
@@ -792,7 +834,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake.storage._begin(record)
         self._done = fake.storage._end
         try:
-            self._storage_reply(fault, f"{bucket}/{key}")
+            self._storage_reply(self._mid_body(fault), f"{bucket}/{key}")
         finally:
             self._call_done()
 
@@ -812,6 +854,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         elif kind == "404":
             self._json(404, not_found)
+        elif kind == "400":
+            self._json(400, {"statusCode": "400", "error": "InvalidRequest", "message": "Invalid object key"})
         elif kind == "400_not_found" or (kind in ("ok", "no_length") and data is None):
             self._json(400, not_found)
         elif kind in ("401", "403"):
@@ -824,9 +868,17 @@ class _Handler(BaseHTTPRequestHandler):
                 {"statusCode": "429", "error": "too_many_requests", "message": "Too many requests"},
                 {"Retry-After": fault.retry_after or "4"},
             )
+        elif kind == "429_no_retry_after":
+            self._json(
+                429, {"statusCode": "429", "error": "too_many_requests", "message": "Too many requests"}
+            )
+        elif kind == "408":
+            self._proxy_408()
         elif kind in ("500", "503"):
             self._json(
-                int(kind), {"statusCode": kind, "error": "internal", "message": "Internal Server Error"}
+                int(kind),
+                {"statusCode": kind, "error": "internal", "message": "Internal Server Error"},
+                self._retry_after(fault),
             )
         elif kind == "body":
             self._send(200, fault.body or b"", "application/octet-stream")
@@ -975,7 +1027,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--retry-delay", default=None, help='RetryInfo delay on rolled Gemini 429s, e.g. "2s"'
     )
-    parser.add_argument("--retry-after", default=None, help="Retry-After header on rolled 429s (seconds)")
+    parser.add_argument(
+        "--retry-after", default=None, help="Retry-After header on rolled 429s, 500s and 503s (seconds)"
+    )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each Gemini call")
     parser.add_argument("--voyage-latency", type=float, default=0.0)
     parser.add_argument("--storage-latency", type=float, default=0.0)

@@ -20,7 +20,8 @@ import psycopg
 from pydantic import SecretStr
 
 from pgqueue_enricher import database, migrations, queue
-from pgqueue_enricher.cli import ProgressBar, install_signal_handlers
+from pgqueue_enricher.console import ProgressBar, install_signal_handlers
+from pgqueue_enricher.demo import rows
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.redact import redact_url, register_settings_secrets
 from pgqueue_enricher.settings import Settings, load_settings
@@ -48,35 +49,29 @@ def prepare_database(data_dir: Path) -> tuple[str, database.DatabaseHandle | Non
 
 
 async def insert_sample_project(url: str, storage_dir: Path, count: int) -> tuple[Any, list[Any]]:
-    from pgqueue_enricher.drawings import sample_project_crops
+    from pgqueue_enricher.demo.sample import sample_project_crops
 
     samples = sample_project_crops()
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            project = await conn.fetchval(
-                "INSERT INTO projects (user_id, name) VALUES ('demo-user', 'Riverside Clinic (demo)') RETURNING id"
-            )
+            project = await rows.insert_project(conn, "Riverside Clinic (demo)", user_id="demo-user")
             disciplines: dict[str, Any] = {}
             pages: dict[str, Any] = {}
-            rows = []
+            pointers = []
             for index in range(count):
                 sample = samples[index % len(samples)]
                 if sample.discipline_name not in disciplines:
-                    disciplines[sample.discipline_name] = await conn.fetchval(
-                        "INSERT INTO disciplines (project_id, name, display_name) VALUES ($1, $2, $3) RETURNING id",
-                        project,
-                        sample.discipline_name,
-                        sample.discipline_display_name,
+                    disciplines[sample.discipline_name] = await rows.insert_discipline(
+                        conn, project, sample.discipline_display_name, name=sample.discipline_name
                     )
                 if sample.page_name not in pages:
-                    pages[sample.page_name] = await conn.fetchval(
-                        "INSERT INTO pages (discipline_id, page_name, file_path, sheet_reflection) "
-                        "VALUES ($1, $2, $3, $4) RETURNING id",
+                    pages[sample.page_name] = await rows.insert_page(
+                        conn,
                         disciplines[sample.discipline_name],
                         sample.page_name,
-                        f"sheets/{sample.page_name.split()[0]}.pdf",
-                        sample.sheet_reflection,
+                        sheet_reflection=sample.sheet_reflection,
+                        file_path=f"sheets/{sample.page_name.split()[0]}.pdf",
                     )
                 path = storage_dir / sample.png_path
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,15 +79,9 @@ async def insert_sample_project(url: str, storage_dir: Path, count: int) -> tupl
                 title = (
                     sample.pointer_title if index < len(samples) else f"{sample.pointer_title} ({index + 1})"
                 )
-                x, y, w, h = sample.bbox
-                rows.append((pages[sample.page_name], title, sample.png_path, x, y, w, h))
+                pointers.append(rows.NewPointer(pages[sample.page_name], title, sample.png_path, sample.bbox))
             # One statement for all pointers, as Pass 1 does: one doorbell ring.
-            await conn.execute(
-                "INSERT INTO pointers (page_id, title, png_path, bbox_x, bbox_y, bbox_width, bbox_height) "
-                "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::float8[], "
-                "$6::float8[], $7::float8[])",
-                *[list(column) for column in zip(*rows, strict=True)],
-            )
+            await rows.insert_pointers(conn, pointers)
         files = [
             r["path"]
             for r in await conn.fetch(
