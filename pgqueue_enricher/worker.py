@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from pgqueue_enricher import queue
-from pgqueue_enricher.aio import end_tasks, set_within
+from pgqueue_enricher.aio import end_tasks, set_within, supervised
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
 from pgqueue_enricher.health import LoopWatch
@@ -364,10 +364,13 @@ class Worker:
             self.pool = await self._open_pool()
             self.metrics.pool = self.pool
             side_tasks = [
-                asyncio.create_task(self.listener.run(), name="listener"),
-                asyncio.create_task(self._heartbeat(), name="heartbeat"),
-                asyncio.create_task(self._rescue(), name="rescue"),
-                asyncio.create_task(self.registry.run(self.closing, DB_UNAVAILABLE), name="registry"),
+                asyncio.create_task(supervised(name, duty, self.closing), name=name)
+                for name, duty in (
+                    ("listener", self.listener.run),
+                    ("heartbeat", self._heartbeat),
+                    ("rescue", self._rescue),
+                    ("registry", lambda: self.registry.run(self.closing, DB_UNAVAILABLE)),
+                )
             ]
             await self._loop()
         except WorkerFault as fault:

@@ -25,7 +25,7 @@ from pgqueue_enricher.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# design.md, CLI (contract). Kept here so these tests do not depend on the CLI module.
+# README, CLI (a contract). Kept here so these tests do not depend on the CLI module.
 SUBCOMMANDS = {"migrate", "run", "status", "requeue", "demo"}
 EXECUTABLE = "pgqueue-enricher"
 

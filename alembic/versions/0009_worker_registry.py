@@ -6,7 +6,7 @@ The SQL lives in sql/ (migrations/0009_worker_registry.sql); this revision only 
 from pgqueue_enricher.migrations import apply_sql
 
 revision = "0009"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
