@@ -36,12 +36,17 @@ RUN pip install --no-cache-dir /src && rm -rf /src
 
 WORKDIR /home/pgqueue
 
-USER pgqueue:pgqueue
+# Numeric, so that Kubernetes' runAsNonRoot and hosts without this passwd entry can verify it.
+USER 10001:10001
 
-# The worker exposes nothing unless METRICS_PORT is set; then this checks that the metrics
-# listener accepts connections. With METRICS_PORT unset it always reports healthy.
+# /metrics and /healthz on this port (set METRICS_PORT to move it). The health check asks
+# /healthz, which is 200 only while the claim loop turns, the database answers, the listener
+# hears and no provider pause holds (README, Deployment). Without a port nothing proves
+# health, so the check fails rather than pass blindly.
+ENV METRICS_PORT=9090
+EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, socket; p = os.environ.get('METRICS_PORT', '').strip(); p and socket.create_connection(('127.0.0.1', int(p)), 3).close()"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + (os.environ.get('METRICS_PORT') or '9090') + '/healthz', timeout=4)"]
 
 # SIGTERM: stop claiming, finish in-flight work within PASS2_SHUTDOWN_GRACE (30 s by
 # default), return unfinished rows to `pending`, exit 0. Give the container longer than that

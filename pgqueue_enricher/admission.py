@@ -462,8 +462,10 @@ class Admission:
         ]
         return lines
 
-    def health_lines(self) -> list[str]:
-        return [pause_line(state) for state in self.paused()]
+    def pause_reason(self) -> str | None:
+        """The Health hook (Worker.provider_pause): why the fleet is paused, for /healthz and the registry."""
+        lines = [pause_line(state) for state in self.paused()]
+        return "; ".join(lines) if lines else None
 
 
 def _admitted(state: ProviderState) -> float | None:

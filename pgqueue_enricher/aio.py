@@ -1,12 +1,14 @@
-"""Stopping asyncio work reliably: pauses a stop can cut short, and cancels that stick."""
+"""Keeping asyncio work alive and stopping it reliably: supervised duties, pauses a stop can
+cut short, and cancels that stick."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.redact import scrub
 
 log = get_logger("pgqueue_enricher.aio")
 
@@ -38,3 +40,44 @@ async def end_tasks(tasks: Iterable[asyncio.Task[None]], patience: float = 5.0) 
         log.error("tasks_ignore_cancel", tasks=sorted(task.get_name() for task in pending))
     # Collect the outcomes, so that none is reported as "never retrieved".
     await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
+
+
+async def supervised(
+    name: str,
+    duty: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    *,
+    first_backoff: float = 0.5,
+    max_backoff: float = 30.0,
+) -> None:
+    """Run `duty` until `stopping` is set, restarting it with backoff whenever it raises.
+
+    A side duty (heartbeat, rescue, listener) that dies of a bug or an unexpected error must
+    not silently take its job with it: without the heartbeat every lease of the worker
+    expires and its work is done twice. Each crash is logged with its reason; the backoff
+    resets once the duty has run for a while without failing.
+    """
+    backoff = first_backoff
+    loop = asyncio.get_running_loop()
+    while not stopping.is_set():
+        started = loop.time()
+        try:
+            await duty()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure is logged and the duty restarted
+            if loop.time() - started > 60:
+                backoff = first_backoff
+            log.error(
+                "side_duty_crashed",
+                duty=name,
+                reason=scrub(f"{type(exc).__name__}: {exc}")[:300],
+                restart_in_s=backoff,
+                exc_info=True,
+            )
+            if await set_within(stopping, backoff):
+                return
+            backoff = min(backoff * 2, max_backoff)
+            log.info("side_duty_restarted", duty=name)
+        else:
+            return  # a duty returns only when it is told to stop

@@ -17,6 +17,7 @@ import asyncpg
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.console import ProgressBar, install_signal_handlers
+from pgqueue_enricher.faults import WorkerFault
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     migrate.add_argument("--sql", action="store_true", help="print the SQL instead of running it")
+    migrate.add_argument(
+        "--check-run-config",
+        action="store_true",
+        help="first check every setting `run` needs; exit 2 before touching the database if one is wrong",
+    )
 
     run = commands.add_parser("run", help="run the worker daemon")
     run.add_argument("--concurrency", type=_positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
@@ -92,7 +98,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["pass2_poll_interval"] = args.poll_interval
     settings = load_settings(**overrides)
     register_settings_secrets(settings)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, scope="process")
     return settings
 
 
@@ -104,6 +110,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     url = settings.require_database_url()
+    if args.check_run_config:
+        # A deploy's pre-step (compose's migrate service, Railway's preDeployCommand): a bad
+        # setting stops the deploy here, since neither platform can skip restarts on exit 2.
+        settings.check_provider_config()
     from sqlalchemy.exc import DBAPIError
 
     try:
@@ -128,7 +138,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pgqueue_enricher.worker import run_pass2_worker
+    from pgqueue_enricher.hosting import run_pass2_worker
 
     settings = _settings(args)
     settings.require_database_url()
@@ -138,7 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         await run_pass2_worker(
-            settings, stop, worker_id=args.worker_id, drain=args.drain, on_progress=ProgressBar()
+            settings,
+            stop,
+            install_logging=False,  # _settings() installed it for the whole process
+            worker_id=args.worker_id,
+            drain=args.drain,
+            on_progress=ProgressBar(),
         )
 
     asyncio.run(main())
@@ -187,7 +202,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"completed in the last hour: {report['completed_last_hour']}")
     print(f"live workers: {len(report['workers'])}")
     for worker in report["workers"]:
-        print(f"  {worker['worker_id']}: {worker['in_flight']} in flight")
+        where = f"{worker.get('host', '?')} pid {worker.get('pid', '?')}, listener {worker.get('listener_state', '?')}"
+        pause = f", sees provider pause: {worker['provider_pause']}" if worker.get("provider_pause") else ""
+        print(f"  {worker['worker_id']} ({where}{pause}): {worker['in_flight']} in flight")
     for line in status_lines(report["providers"]):
         print(line)
     if report["failure_reasons"]:
@@ -237,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         exit_on_config_error(exc)
     except KeyboardInterrupt:
         return 130
+    except WorkerFault as exc:
+        print(f"pgqueue-enricher: {scrub(str(exc))}", file=sys.stderr)
+        return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         hint = ""
         if isinstance(

@@ -1,9 +1,11 @@
 """The doorbell listener: a dedicated connection LISTENing on pointer_enrichment.
 
 It only sets an event; the claim query decides what to do. Its health is proven by a
-round trip (a NOTIFY on a channel private to this worker must come back); when the
-connection dies or LISTEN is impossible (a transaction pooler), the worker stays correct by
-polling and this service keeps trying to reconnect with backoff, logging that it is degraded.
+round trip: a NOTIFY on a channel private to this worker, sent from *another* session (a pool
+connection), must come back. Sent from the listening connection itself it would prove nothing
+behind a transaction pooler, where that NOTIFY and the LISTEN share a server connection and
+every other session's notification is lost. When the round trip fails the worker stays correct
+by polling, says once why and how to fix it, and keeps trying to reconnect with backoff.
 """
 
 from __future__ import annotations
@@ -11,15 +13,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import asyncpg
 
 from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.sqlfiles import query
 
 CHANNEL = "pointer_enrichment"
 log = get_logger("pgqueue_enricher.listener")
+
+ListenerState = Literal["starting", "ready", "degraded"]
+
+DEAF_FIX = (
+    "LISTEN was accepted but a notification sent from another session never arrived: the "
+    "listen connection goes through a transaction pooler (Supabase port 6543, PgBouncer "
+    "pool_mode=transaction) or a proxy that drops notifications. Set DATABASE_LISTEN_URL to a "
+    "direct or session-mode connection (Supabase: db.<ref>.supabase.co:5432 or the session "
+    "pooler on port 5432); until then new rows are found by polling every PASS2_POLL_INTERVAL."
+)
+
+
+class ListenerDeaf(Exception):
+    """The health notification, sent from another session, did not come back in time."""
 
 
 class DoorbellListener:
@@ -32,14 +50,20 @@ class DoorbellListener:
         health_interval: float = 15.0,
         reply_timeout: float = 5.0,
         max_backoff: float = 30.0,
+        notify: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.dsn = dsn
+        # Sends the health NOTIFY from a session other than the listening one (the worker
+        # passes its pool); by default a short-lived connection of its own.
+        self.notify = notify or self._notify_from_new_connection
         self.worker_id = worker_id
         self.doorbell = doorbell
         self.health_interval = health_interval
         self.reply_timeout = reply_timeout
         self.max_backoff = max_backoff
         self.ready = asyncio.Event()  # set while LISTEN is proven to work
+        self.degraded = asyncio.Event()  # set while it is known not to work
+        self.degraded_reason: str | None = None
         self.connects = 0
         # A channel name is an identifier of at most 63 bytes: derive it from the worker id.
         self.health_channel = "pgqe_health_" + hashlib.sha1(worker_id.encode()).hexdigest()[:16]
@@ -51,6 +75,12 @@ class DoorbellListener:
     @property
     def healthy(self) -> bool:
         return self.ready.is_set()
+
+    @property
+    def state(self) -> ListenerState:
+        if self.ready.is_set():
+            return "ready"
+        return "degraded" if self.degraded.is_set() else "starting"
 
     def stop(self) -> None:
         """End `run` at its next pause, even if a cancel of its task gets lost."""
@@ -79,10 +109,20 @@ class DoorbellListener:
         await conn.add_listener(self.health_channel, self._on_health)
         return conn
 
-    async def _round_trip(self, conn: asyncpg.Connection) -> None:
+    async def _notify_from_new_connection(self, channel: str) -> None:
+        conn = await asyncpg.connect(self.dsn, statement_cache_size=0, timeout=10)
+        try:
+            await conn.execute(query("listener_ping"), channel)
+        finally:
+            await conn.close()
+
+    async def _round_trip(self) -> None:
         self._reply = asyncio.get_running_loop().create_future()
-        await conn.execute(f"NOTIFY {self.health_channel}")
-        await asyncio.wait_for(self._reply, self.reply_timeout)
+        await self.notify(self.health_channel)
+        try:
+            await asyncio.wait_for(self._reply, self.reply_timeout)
+        except TimeoutError:
+            raise ListenerDeaf(DEAF_FIX) from None
 
     async def run(self) -> None:
         backoff = 0.5
@@ -90,9 +130,11 @@ class DoorbellListener:
         while not self._stopping.is_set():
             try:
                 self._lost.clear()
-                conn = self._conn = await self._connect()
-                await self._round_trip(conn)
+                self._conn = await self._connect()
+                await self._round_trip()
                 self.connects += 1
+                self.degraded.clear()
+                self.degraded_reason = None
                 self.ready.set()
                 log.info("listener_ready", channel=CHANNEL, connects=self.connects)
                 backoff = 0.5
@@ -104,15 +146,17 @@ class DoorbellListener:
                         return
                     if self._lost.is_set():
                         raise ConnectionError("listener connection closed")
-                    await self._round_trip(conn)
+                    await self._round_trip()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+                reason = str(exc) if isinstance(exc, ListenerDeaf) else f"{type(exc).__name__}: {exc}"
                 if self.healthy or not first_failure_logged:
                     log.warning("listener_degraded", reason=reason, fallback="polling", retry_in_s=backoff)
                     first_failure_logged = True
                 self.ready.clear()
+                self.degraded_reason = reason
+                self.degraded.set()
             finally:
                 await self._close()
             await set_within(self._stopping, backoff)

@@ -1,7 +1,8 @@
 """Counters of one worker, `/metrics` in Prometheus text format and `/healthz`.
 
 A tiny asyncio HTTP server instead of a web framework: the daemon must stay lean, and two
-GET endpoints need nothing more. `/healthz` answers 503 when the database does not.
+GET endpoints need nothing more. `/healthz` serves pgqueue_enricher.health's verdict: 200, or
+503 with one line per reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from pgqueue_enricher import health
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -82,6 +85,8 @@ class WorkerMetrics:
             f"pgqe_in_flight {in_flight}",
             "# TYPE pgqe_listener_healthy gauge",
             f"pgqe_listener_healthy {int(bool(self.listener and self.listener.healthy))}",
+            "# TYPE pgqe_listener_degraded gauge",
+            f"pgqe_listener_degraded {int(bool(self.listener and self.listener.state == 'degraded'))}",
             "# TYPE pgqe_tokens_total counter",
             *(f'pgqe_tokens_total{{kind="{kind}"}} {n}' for kind, n in sorted(self.tokens.items())),
             "# TYPE pgqe_stage_seconds histogram",
@@ -98,15 +103,6 @@ class WorkerMetrics:
         return "\n".join(lines) + "\n"
 
 
-async def database_answers(pool: Any) -> bool:
-    if pool is None:
-        return False
-    try:
-        return await asyncio.wait_for(pool.fetchval("SELECT 1"), 3) == 1
-    except Exception:
-        return False
-
-
 async def serve_metrics(worker: Any, port: int, host: str = "0.0.0.0") -> asyncio.Server:  # noqa: S104
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -117,13 +113,9 @@ async def serve_metrics(worker: Any, port: int, host: str = "0.0.0.0") -> asynci
             if path == "/metrics":
                 status, body = "200 OK", worker.metrics.render(len(worker.in_flight))
             elif path == "/healthz":
-                healthy = await database_answers(worker.pool)
-                status, body = (
-                    ("200 OK", "ok\n") if healthy else ("503 Service Unavailable", "database unreachable\n")
-                )
-                # Provider admission: a paused provider is reported, not unhealthy (a restart cannot help).
-                admission = getattr(worker, "admission", None)
-                body += "".join(f"{line}\n" for line in (admission.health_lines() if admission else []))
+                verdict = await health.check(worker)
+                status = "200 OK" if verdict.healthy else "503 Service Unavailable"
+                body = verdict.body()
             else:
                 status, body = "404 Not Found", "not found\n"
             payload = body.encode()

@@ -56,6 +56,7 @@ class Project(Base):
 
 class Discipline(Base):
     __tablename__ = "disciplines"
+    __table_args__ = (Index("idx_disciplines_project_id", "project_id"),)
 
     id: Mapped[uuid.UUID] = _id()
     project_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -69,6 +70,7 @@ class Discipline(Base):
 
 class Page(Base):
     __tablename__ = "pages"
+    __table_args__ = (Index("idx_pages_discipline_id", "discipline_id"),)
 
     id: Mapped[uuid.UUID] = _id()
     discipline_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -88,6 +90,7 @@ class Pointer(Base):
             "enrichment_status IN ('pending', 'processing', 'complete', 'failed')",
             name="pointers_enrichment_status_check",
         ),
+        Index("idx_pointers_page_id", "page_id"),
         Index("idx_pointers_enrichment_status", "enrichment_status"),
         Index(
             "idx_pointers_enrichment_claim",

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher.models import ENRICHMENT_STATUSES
+from pgqueue_enricher.registry import live_workers
 from pgqueue_enricher.sqlfiles import query
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -222,7 +223,7 @@ async def count_unfinished(db: Executor) -> tuple[int, int]:
 
 
 async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
-    """The shape of `status --json` (design.md, CLI)."""
+    """The shape of `status --json` (a contract: README, CLI)."""
     counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
     for row in await db.fetch(query("pointers_status_counts")):
         counts[row["status"]] = int(row["n"])
@@ -242,23 +243,9 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
     }
 
 
-APPLICATION_NAME_BYTES = 63 - len("pgqueue-enricher:")
-
-
-def _as_connected(worker_id: str) -> str:
-    """The id as it appears in pg_stat_activity: cut to the bytes Postgres keeps, whole characters."""
-    return worker_id.encode()[:APPLICATION_NAME_BYTES].decode(errors="ignore")
-
-
 async def _live_workers(db: Executor) -> list[dict[str, Any]]:
-    """Connected workers and lease holders, each once, by full id where a lease shows it."""
-    connected = {row["worker_id"] for row in await db.fetch(query("pointers_status_workers_connected"))}
-    workers: dict[str, int] = {}
-    for row in await db.fetch(query("pointers_status_workers_holding")):
-        workers[row["worker_id"]] = int(row["in_flight"])
-        connected.discard(_as_connected(row["worker_id"]))
-    workers.update({worker_id: 0 for worker_id in connected})
-    return [{"worker_id": w, "in_flight": n} for w, n in sorted(workers.items())]
+    """From the worker registry (revision 0009), right behind any pooler."""
+    return await live_workers(db)
 
 
 async def requeue_failed(

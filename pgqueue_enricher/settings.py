@@ -1,6 +1,6 @@
 """Every setting of the daemon, read once from the environment (and `.env`).
 
-The variable names are a contract (design.md, Settings): operators set them in systemd
+The variable names are a contract (README, Settings): operators set them in systemd
 units, Railway and docker-compose files. Secrets are `SecretStr` so that a stray
 `repr(settings)` or log line can never print them.
 """

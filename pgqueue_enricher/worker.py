@@ -5,7 +5,7 @@ and starts each pointer on the pipeline (pipeline.py), which enriches the row an
 outcome. A notification, a poll tick or a freed slot wakes the loop; every decision is the
 claim query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
 in-flight rows, the rescue returns expired leases of crashed workers, and the listener
-keeps the doorbell connected. `run_pass2_worker` is the whole thing as a coroutine, for
+keeps the doorbell connected. `run_pass2_worker` (hosting.py) is the whole thing as a coroutine, for
 the CLI and for a host app's FastAPI lifespan alike.
 """
 
@@ -24,8 +24,11 @@ import asyncpg
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.admission import Admission
-from pgqueue_enricher.aio import end_tasks, set_within
+from pgqueue_enricher.aio import end_tasks, set_within, supervised
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
+from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
+from pgqueue_enricher.health import LoopWatch
+from pgqueue_enricher.holding import LeaseClock, retry_until
 from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
@@ -33,7 +36,9 @@ from pgqueue_enricher.pipeline import Pipeline
 from pgqueue_enricher.providers.factory import Providers, build_providers
 from pgqueue_enricher.queue import DB_UNAVAILABLE
 from pgqueue_enricher.redact import exception_reason, register_settings_secrets
-from pgqueue_enricher.settings import Settings, load_settings
+from pgqueue_enricher.registry import Registry, Report, heartbeat_interval
+from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.sqlfiles import query
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
@@ -80,11 +85,18 @@ class Worker:
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
         self.pipeline: Pipeline | None = None  # once the providers are open
-        self.listener = DoorbellListener(settings.listen_url(), self.worker_id, self.doorbell)
+        self.listener = DoorbellListener(
+            settings.listen_url(), self.worker_id, self.doorbell, notify=self._ping_listener
+        )
         self.metrics.listener = self.listener
         self.admission = Admission(settings, self.worker_id, self.db, self.doorbell)  # provider admission
         self.metrics.admission = self.admission
         self.lease = settings.pass2_lease_seconds
+        self.leases = LeaseClock(self.lease)
+        self.loop_watch = LoopWatch(settings.pass2_poll_interval)
+        # The pause of the providers as this worker sees it (provider admission plugs in here).
+        self.provider_pause: Callable[[], str | None] = self.admission.pause_reason
+        self.registry = Registry(self.worker_id, heartbeat_interval(self.lease), self._report, self.db)
         # Set once in-flight work is settled: the side duties end at their next pause.
         self.closing = asyncio.Event()
         self._next_progress = 0.0
@@ -107,6 +119,8 @@ class Worker:
                     reset=keep_session,
                 )
             except DB_UNAVAILABLE as exc:
+                if not is_outage(exc):
+                    raise as_fault(exc) from exc
                 self.metrics.db_errors += 1
                 log.warning("database_unavailable", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
@@ -121,6 +135,8 @@ class Worker:
             try:
                 return await operation(self.pool, *args)
             except DB_UNAVAILABLE as exc:
+                if not is_outage(exc):
+                    raise as_fault(exc) from exc
                 self.metrics.db_errors += 1
                 if attempt == attempts:
                     raise
@@ -128,6 +144,33 @@ class Worker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
+
+    async def settle_db(self, operation: Callable[..., Awaitable[T]], fence: queue.Fence, *args: Any) -> T:
+        """The pipeline's `db`: its writes are fenced, and held over an outage while the lease may hold."""
+
+        def on_retry(exc: BaseException, wait: float, remaining: float) -> None:
+            self.metrics.db_errors += 1
+            log.warning(
+                "pointer_write_held",
+                pointer_id=str(fence.pointer_id),
+                reason=exception_reason(exc),
+                retry_in_s=round(wait, 2),
+                lease_left_s=round(remaining, 1),
+            )
+
+        return await retry_until(
+            lambda: operation(self.pool, fence, *args),
+            lambda: self.leases.deadline(fence.pointer_id),
+            DB_UNAVAILABLE,
+            on_retry,
+        )
+
+    async def _ping_listener(self, channel: str) -> None:
+        """The listener's health NOTIFY, from a pool session (never the listening one)."""
+        await self.db(lambda pool: pool.execute(query("listener_ping"), channel), attempts=1)
+
+    def _report(self) -> Report:
+        return Report(len(self.in_flight), self.listener.state, self.provider_pause())
 
     # -- one pointer -------------------------------------------------------------------
 
@@ -145,6 +188,7 @@ class Worker:
 
         def done(_task: asyncio.Task[None], pointer_id: uuid.UUID = pointer.id) -> None:
             self.in_flight.pop(pointer_id, None)
+            self.leases.forget(pointer_id)
             self.lost.discard(pointer_id)
             self.slot_freed.set()
 
@@ -155,16 +199,25 @@ class Worker:
     async def _heartbeat(self) -> None:
         interval = max(self.lease / 3, 0.2)
         missed: set[uuid.UUID] = set()
-        while not await set_within(self.closing, interval):
+        wait = interval
+        backoff = 0.5  # after a failed heartbeat
+        while not await set_within(self.closing, wait):
+            wait = interval
             ids = list(self.in_flight)
             if not ids:
                 missed = set()
                 continue
+            sent = time.monotonic()
             try:
-                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=2)
+                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=1)
             except DB_UNAVAILABLE as exc:
-                log.warning("heartbeat_failed", reason=exception_reason(exc))
+                # Try again soon, not a third of a lease later: the leases must be renewed as
+                # soon as the database answers again, before any of them runs out.
+                wait, backoff = min(backoff, interval), min(backoff * 2, 5.0)
+                log.warning("heartbeat_failed", reason=exception_reason(exc), retry_in_s=round(wait, 2))
                 continue
+            backoff = 0.5
+            self.leases.renewed(held.intersection(self.in_flight), sent)
             # A row whose own write-back (complete, retry, fail) has just committed is not held
             # either while its task awaits the reply: only a row missing on two heartbeats in a
             # row, its task still running, was taken away.
@@ -205,7 +258,9 @@ class Worker:
         free = await self.admission.claimable(free, self.in_flight)  # 0 while a provider is paused
         if free <= 0:
             return 0
+        sent = time.monotonic()
         claimed = await self.db(queue.claim, free, self.worker_id, self.lease, attempts=1)
+        self.leases.renewed((pointer.id for pointer in claimed), sent)
         self.admission.claimed([pointer.id for pointer in claimed])
         for pointer in claimed:
             self.metrics.claims += 1
@@ -254,6 +309,7 @@ class Worker:
         while not self.stop_event.is_set():
             try:
                 claimed = await self._claim()
+                self.loop_watch.turned()
                 # Drain mode is done only when this claim found nothing and nothing is left.
                 if self.drain and await self._drained(claimed):
                     log.info("drained", completed=self.metrics.completions)
@@ -264,7 +320,8 @@ class Worker:
                 log.warning("claim_failed", reason=exception_reason(exc), retry_in_s=backoff)
                 if await set_within(self.stop_event, backoff):
                     return
-                backoff = min(backoff * 2, 30.0)
+                # Capped low: a claim is cheap, and work should resume soon after an outage.
+                backoff = min(backoff * 2, 5.0)
                 continue
             # A claim fills every free slot or empties the queue: either way, wait for a
             # notification, a freed slot, the poll timer or the stop signal.
@@ -292,6 +349,7 @@ class Worker:
 
     async def run(self) -> None:
         register_settings_secrets(self.settings)
+        load_runtime_sql()
         log.info(
             "worker_starting", worker_id=self.worker_id, drain=self.drain, **self.settings.safe_summary()
         )
@@ -308,19 +366,26 @@ class Worker:
                 await self.providers.aclose()
             raise
         gated = self.admission.wrap(self.providers)  # provider admission: the gate before each call
-        self.pipeline = Pipeline(self.settings, self.worker_id, gated, self.db, self.metrics)
+        self.pipeline = Pipeline(self.settings, self.worker_id, gated, self.settle_db, self.metrics)
         side_tasks: list[asyncio.Task[None]] = []
         try:
             self.pool = await self._open_pool()
             self.metrics.pool = self.pool
             await self.admission.start()
             side_tasks = [
-                asyncio.create_task(self.listener.run(), name="listener"),
-                asyncio.create_task(self._heartbeat(), name="heartbeat"),
-                asyncio.create_task(self._rescue(), name="rescue"),
-                asyncio.create_task(self.admission.run(self.closing), name="admission"),
+                asyncio.create_task(supervised(name, duty, self.closing), name=name)
+                for name, duty in (
+                    ("listener", self.listener.run),
+                    ("heartbeat", self._heartbeat),
+                    ("rescue", self._rescue),
+                    ("registry", lambda: self.registry.run(self.closing, DB_UNAVAILABLE)),
+                    ("admission", lambda: self.admission.run(self.closing)),
+                )
             ]
             await self._loop()
+        except WorkerFault as fault:
+            log.error("worker_fault", reason=str(fault), detail="the worker stops")
+            raise
         except DB_UNAVAILABLE:
             if not self.stop_event.is_set():
                 raise
@@ -330,6 +395,10 @@ class Worker:
             self.listener.stop()
             await end_tasks(side_tasks)
             if self.pool is not None:
+                try:
+                    await self.registry.remove()
+                except DB_UNAVAILABLE as exc:
+                    log.warning("registry_remove_failed", reason=exception_reason(exc), detail="it expires")
                 # close() waits for every connection to be released; do not let one stuck
                 # connection turn a graceful stop into a hang.
                 try:
@@ -341,29 +410,4 @@ class Worker:
             log.info("worker_stopped", worker_id=self.worker_id, completed=self.metrics.completions)
 
 
-async def run_pass2_worker(
-    settings: Settings | None = None,
-    stop_event: asyncio.Event | None = None,
-    **options: Any,
-) -> Worker:
-    """Run the Pass 2 worker until `stop_event` is set (or, with drain=True, until the queue is empty).
-
-    For a host app: start it as a task in the FastAPI lifespan and set the event on shutdown.
-    A provider that cannot open raises ConfigError before any connection or claim.
-    """
-    settings = settings or load_settings()
-    settings.check_provider_config()
-    worker = Worker(settings, stop_event=stop_event, **options)
-    from pgqueue_enricher.metrics import serve_metrics
-
-    server = await serve_metrics(worker, settings.metrics_port) if settings.metrics_port else None
-    try:
-        await worker.run()
-    finally:
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-    return worker
-
-
-__all__ = ["PermanentFailure", "TransientFailure", "Worker", "run_pass2_worker"]
+__all__ = ["PermanentFailure", "TransientFailure", "Worker"]

@@ -14,12 +14,12 @@
 -- tokens' share of a minute, so every waiter gets its own time and they start in order.
 
 -- name: upgrade
-CREATE OR REPLACE FUNCTION pgqueue_enricher_resume_provider(provider_name text) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.pgqueue_enricher_resume_provider(provider_name text) RETURNS boolean
 LANGUAGE sql
 SET search_path = ''
 AS $$
     WITH resumed AS (
-        UPDATE public.pgqueue_enricher_provider_state
+        UPDATE public.pgqueue_enricher_provider_state AS s
         SET paused_kind = NULL,
             paused_reason = NULL,
             paused_since = NULL,
@@ -27,30 +27,34 @@ AS $$
             probe_backoff_s = NULL,
             probe_by = NULL,
             consecutive_failures = 0,
-            updated_at = now()
-        WHERE provider = provider_name AND paused_since IS NOT NULL
-        RETURNING provider
+            updated_at = pg_catalog.now()
+        WHERE s.provider = pgqueue_enricher_resume_provider.provider_name AND s.paused_since IS NOT NULL
+        RETURNING s.provider
     )
-    SELECT count(*) > 0 FROM resumed
+    SELECT pg_catalog.count(*) > 0 FROM resumed
 $$;
 
-REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call it (ALL on
+-- a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM anon;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM PUBLIC;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM authenticated;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM anon;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT ALL ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM authenticated;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) TO service_role;
     END IF;
 END
 $$;
 
 -- name: downgrade
-DROP FUNCTION IF EXISTS pgqueue_enricher_resume_provider(text);
+DROP FUNCTION IF EXISTS public.pgqueue_enricher_resume_provider(text);
 
 -- name: provider_state_configure
 -- A starting worker writes its configured limits ($1 provider, $2 requests/min or NULL,

@@ -207,21 +207,6 @@ GROUP BY 1
 ORDER BY n DESC, reason
 LIMIT $1;
 
--- name: pointers_status_workers_connected
--- Connected daemons: every worker connection carries application_name
--- 'pgqueue-enricher:<worker id>' (Postgres keeps its first 63 bytes).
-SELECT DISTINCT substr(application_name, length('pgqueue-enricher:') + 1) AS worker_id
-FROM pg_stat_activity
-WHERE application_name LIKE 'pgqueue-enricher:%' AND datname = current_database();
-
--- name: pointers_status_workers_holding
--- Rows each worker holds under an unexpired lease.
-SELECT enrichment_locked_by AS worker_id, count(*) AS in_flight
-FROM pointers
-WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
-  AND enrichment_locked_by IS NOT NULL
-GROUP BY enrichment_locked_by;
-
 -- name: pointers_status_without_lease
 -- Rows `processing` that no worker of this project holds: left by another tool (the host
 -- app's own worker sets no lease). The rescue adopts them and frees them after a lease.
@@ -245,3 +230,52 @@ SELECT seed_default_experience($1::uuid) AS n;
 -- name: experience_seed_sqlalchemy
 -- The same call in SQLAlchemy's named-parameter style, for host code with a Session.
 SELECT seed_default_experience(CAST(:project_id AS uuid)) AS n;
+
+-- name: listener_ping
+-- The listener's health round trip ($1 its private channel), sent from a pool connection:
+-- it must reach the listening session, which a transaction pooler would not let it do.
+SELECT pg_notify($1, '');
+
+-- Worker registry (table pgqueue_enricher_workers, revision 0009), used by pgqueue_enricher.registry.
+
+-- name: workers_beat
+-- Register or refresh worker $1 ($2 host, $3 pid, $4 version, $5 in flight, $6 listener
+-- state, $7 provider pause or NULL, $8 seconds until it counts as gone). An upsert, so a
+-- worker whose row expired during an outage comes back with its first heartbeat. Rows of
+-- workers that stopped beating are deleted on the way.
+WITH expired AS (
+    DELETE FROM pgqueue_enricher_workers
+    WHERE expires_at < now() AND worker_id <> $1
+)
+INSERT INTO pgqueue_enricher_workers AS w
+    (worker_id, host, pid, version, started_at, heartbeat_at, expires_at, in_flight,
+     listener_state, provider_pause)
+VALUES ($1, $2, $3, $4, now(), now(), now() + make_interval(secs => $8), $5, $6, $7)
+ON CONFLICT (worker_id) DO UPDATE
+SET host = excluded.host,
+    pid = excluded.pid,
+    version = excluded.version,
+    heartbeat_at = excluded.heartbeat_at,
+    expires_at = excluded.expires_at,
+    in_flight = excluded.in_flight,
+    listener_state = excluded.listener_state,
+    provider_pause = excluded.provider_pause;
+
+-- name: workers_remove
+-- A clean stop ($1 worker id).
+DELETE FROM pgqueue_enricher_workers WHERE worker_id = $1;
+
+-- name: workers_live
+-- Live workers, with the rows each holds under an unexpired lease (the database's own count,
+-- fresher than the worker's last report).
+SELECT w.worker_id, w.host, w.pid, w.version, w.started_at, w.heartbeat_at, w.listener_state,
+       w.provider_pause, w.in_flight AS reported_in_flight, coalesce(held.n, 0) AS in_flight
+FROM pgqueue_enricher_workers AS w
+LEFT JOIN (
+    SELECT enrichment_locked_by AS worker_id, count(*) AS n
+    FROM pointers
+    WHERE enrichment_status = 'processing' AND enrichment_locked_until > now()
+    GROUP BY enrichment_locked_by
+) AS held ON held.worker_id = w.worker_id
+WHERE w.expires_at > now()
+ORDER BY w.worker_id;

@@ -23,7 +23,7 @@ from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher
 from tests.helpers import CROP
 
-pytest_plugins = ["tests.fakes.pytest_plugin"]
+pytest_plugins = ["tests.fakes.pytest_plugin", "tests.pooler"]
 
 TEMPLATE = "pgqe_template"
 _counter = itertools.count()

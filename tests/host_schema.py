@@ -1,4 +1,4 @@
-"""The Maestro host's own database, rebuilt from ../shared/host-facts.md, for adoption tests.
+"""The Maestro host's own database, rebuilt from what its repository does, for adoption tests.
 
 Three situations a deployer meets: the production schema before any V3 (`HOST_BASELINE`),
 the same after the host's own Alembic revision v3_schema_001 (`HOST_V3`, not idempotent,

@@ -45,7 +45,7 @@ from tests.fakes.server import tiny_png
 
 ROOT = Path(__file__).resolve().parent.parent  # the fake server runs as `python -m tests.fakes.server`
 
-APP_PREFIX = "pgqueue-enricher:"  # the workers' application_name prefix (design.md)
+APP_PREFIX = "pgqueue-enricher:"  # the workers' application_name prefix (README, CLI)
 SOAK_APP = "pgqe-soak"
 CROP = "crops/soak.png"
 FINAL_CHANNEL = "soak_final"  # notified by soak_track() below

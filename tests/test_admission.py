@@ -411,7 +411,7 @@ async def test_a_configured_limit_keeps_the_fleet_under_the_quota_with_one_attem
     assert refused <= 2, crops.gemini.outcomes
 
 
-async def test_healthz_and_metrics_report_a_pause(
+async def test_healthz_turns_503_naming_the_pause_and_metrics_report_it(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer
 ) -> None:
     from pgqueue_enricher.metrics import serve_metrics
@@ -432,7 +432,9 @@ async def test_healthz_and_metrics_report_a_pause(
             server.close()
             await server.wait_closed()
     assert (
-        health.startswith("HTTP/1.1 200") and "gemini paused since" in health and "GEMINI_API_KEY" in health
+        health.startswith("HTTP/1.1 503")
+        and "provider paused: gemini paused since" in health
+        and "GEMINI_API_KEY" in health
     )
     assert 'pgqe_provider_paused{provider="gemini",kind="auth"} 1' in metrics
 

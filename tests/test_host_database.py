@@ -1,4 +1,4 @@
-"""Drop-in on Maestro's own database: schemas built from ../shared/host-facts.md.
+"""Drop-in on Maestro's own database: schemas built the way the host app builds its own.
 
 Three situations: the production schema before any V3, the same after the host's own
 revision v3_schema_001, and the local-development schema with varchar(36) ids. Each test

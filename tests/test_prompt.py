@@ -2,7 +2,7 @@
 
 Replacing Maestro's in-process worker must not lose what its users already got: the visual
 content, materials shown by hatching or symbols, leader lines, section-cut and tag
-references, and anything that looks wrong (../shared/host-facts.md, "Its prompt").
+references, and anything that looks wrong (what the host's own Pass 2 prompt asks for).
 """
 
 from __future__ import annotations

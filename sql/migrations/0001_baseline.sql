@@ -2,7 +2,22 @@
 -- created only when absent. Downgrade never drops them: they belong to the host app.
 
 -- name: upgrade
-CREATE EXTENSION IF NOT EXISTS vector;
+-- An installed vector stays where it is. A fresh install puts it into schema `extensions`
+-- when that schema exists and is on the search_path (Supabase: its linter flags extensions
+-- in the exposed schema public, and its postgres role has `extensions` on its search_path,
+-- which resolves `vector(1024)` below and in the worker's statements); elsewhere it goes
+-- where it always went, the first schema of the search_path.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') THEN
+        IF 'extensions' = ANY (current_schemas(false)) THEN
+            CREATE EXTENSION vector WITH SCHEMA extensions;
+        ELSE
+            CREATE EXTENSION vector;
+        END IF;
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS projects (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -2,7 +2,7 @@
 -- that lifts a pause by hand (its living copy is sql/admission.sql).
 
 -- name: upgrade
-CREATE TABLE IF NOT EXISTS pgqueue_enricher_provider_state (
+CREATE TABLE IF NOT EXISTS public.pgqueue_enricher_provider_state (
     provider text PRIMARY KEY CHECK (provider IN ('gemini', 'voyage')),
     rpm_limit double precision CHECK (rpm_limit > 0),
     tpm_limit double precision CHECK (tpm_limit > 0),
@@ -41,21 +41,21 @@ CREATE POLICY pgqueue_enricher_provider_state_workers ON pgqueue_enricher_provid
     WITH CHECK (current_user NOT IN ('anon', 'authenticated'));
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
         REVOKE ALL ON pgqueue_enricher_provider_state FROM anon;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
         REVOKE ALL ON pgqueue_enricher_provider_state FROM authenticated;
     END IF;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION pgqueue_enricher_resume_provider(provider_name text) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.pgqueue_enricher_resume_provider(provider_name text) RETURNS boolean
 LANGUAGE sql
 SET search_path = ''
 AS $$
     WITH resumed AS (
-        UPDATE public.pgqueue_enricher_provider_state
+        UPDATE public.pgqueue_enricher_provider_state AS s
         SET paused_kind = NULL,
             paused_reason = NULL,
             paused_since = NULL,
@@ -63,28 +63,32 @@ AS $$
             probe_backoff_s = NULL,
             probe_by = NULL,
             consecutive_failures = 0,
-            updated_at = now()
-        WHERE provider = provider_name AND paused_since IS NOT NULL
-        RETURNING provider
+            updated_at = pg_catalog.now()
+        WHERE s.provider = pgqueue_enricher_resume_provider.provider_name AND s.paused_since IS NOT NULL
+        RETURNING s.provider
     )
-    SELECT count(*) > 0 FROM resumed
+    SELECT pg_catalog.count(*) > 0 FROM resumed
 $$;
 
-REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM PUBLIC;
+-- Where Supabase's Data API roles exist, only the owner and service_role may call it (ALL on
+-- a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps PUBLIC's default.
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM anon;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM PUBLIC;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE ALL ON FUNCTION pgqueue_enricher_resume_provider(text) FROM authenticated;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM anon;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT ALL ON FUNCTION pgqueue_enricher_resume_provider(text) TO service_role;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) FROM authenticated;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT ALL ON FUNCTION public.pgqueue_enricher_resume_provider(text) TO service_role;
     END IF;
 END
 $$;
 
 -- name: downgrade
-DROP FUNCTION IF EXISTS pgqueue_enricher_resume_provider(text);
-DROP TABLE IF EXISTS pgqueue_enricher_provider_state;
+DROP FUNCTION IF EXISTS public.pgqueue_enricher_resume_provider(text);
+DROP TABLE IF EXISTS public.pgqueue_enricher_provider_state;
