@@ -55,14 +55,19 @@ REFRESH_S = 0.5
 OUTAGE_THRESHOLD = 5
 # Workers other than the prober resume claiming within this many seconds, at random.
 RESUME_JITTER_S = 2.0
-# Adaptive rate: decrease factor per epoch, start when no quota is known, floor, and the
-# increase per admitted call (a share of the named quota, or a fixed step without one).
+# Adaptive rate: decrease factor per epoch, at most one decrease per window fleet-wide (a
+# burst of refusals is one signal; random 429s naming no quota must not collapse the rate),
+# start when no quota is known, floor, and the increase per admitted call: a share of the
+# named quota, or without one a share of the admitted rate (at least a fixed step), which
+# makes a cut good again within a few seconds at any rate.
 DECREASE = 0.85
 MILD_DECREASE = 0.95  # a configured limit within the provider's named quota
-START_RPM = 60.0
-FLOOR_RPM = 1.0
+DECREASE_WINDOW_S = 1.0
+START_RPM = 600.0  # a quota that names itself replaces it; unnamed 429s are overload or noise
+FLOOR_RPM = 30.0
 INCREASE_SHARE = 0.005
-INCREASE_RPM = 0.5
+UNKNOWN_INCREASE_SHARE = 0.02
+INCREASE_RPM = 2.0
 # Input tokens of an image at high media resolution, and characters per text token.
 IMAGE_TOKENS = 1120
 CHARS_PER_TOKEN = 4
@@ -311,7 +316,10 @@ class Admission:
             )
         if not self.available or not state.gated or probing:
             return Permit(provider, state.epoch, 0)
-        share = INCREASE_SHARE * state.quota_rpm if state.quota_rpm else INCREASE_RPM
+        if state.quota_rpm:
+            share = INCREASE_SHARE * state.quota_rpm
+        else:  # no quota named: grow with the rate, so that a cut is made good within seconds
+            share = max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
         row = await self.db(_acquire, provider, tokens, MAX_HOLD_S, HEADROOM, share)
         wait = max(float(row["wait_s"] or 0.0), 0.0)
         if row["paused"] and not probing:
@@ -386,6 +394,7 @@ class Admission:
                 START_RPM,
                 FLOOR_RPM,
                 MILD_DECREASE,
+                DECREASE_WINDOW_S,
             )
             self.states[provider] = replace(
                 self.states[provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])
@@ -506,9 +515,10 @@ async def _throttle(
     start: float,
     floor: float,
     mild: float,
+    window: float,
 ) -> asyncpg.Record:
     return await db.fetchrow(
-        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild
+        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild, window
     )
 
 

@@ -128,13 +128,17 @@ WHERE provider = $1 AND tpm_limit IS NOT NULL;
 -- name: provider_state_throttle
 -- A per-minute quota refusal ($1 provider, $2 throttle epoch the refused call was admitted
 -- under, $3 the per-minute request quota the provider named or NULL, $4 decrease factor,
--- $5 starting rate when none is known, $6 lowest rate, $7 milder factor). Multiplicative
--- decrease, once per epoch: refusals of calls admitted before the last decrease were caused
--- by the old rate and lower nothing again. When a configured limit is within the quota the
+-- $5 starting rate when none is known, $6 lowest rate, $7 milder factor, $8 decrease window
+-- in seconds). Multiplicative decrease, once per epoch and at most once per window
+-- fleet-wide (as TCP cuts once per round trip): refusals of calls admitted before the last
+-- decrease were caused by the old rate, and a burst of refusals within the window (or
+-- random ones that name no quota) is one signal, not many. When a configured limit is within the quota the
 -- provider names, a refusal is jitter or a neighbour on the same project: the milder factor.
 -- Returns the new admitted rate and the wait for the next slot.
 WITH old AS (
-    SELECT provider, throttle_epoch, rejected_minute_start
+    SELECT provider, throttle_epoch, rejected_minute_start,
+           $2::bigint >= throttle_epoch
+               AND (last_cut_at IS NULL OR now() - last_cut_at >= make_interval(secs => $8::float8)) AS cut
     FROM pgqueue_enricher_provider_state
     WHERE provider = $1
     FOR UPDATE
@@ -142,15 +146,15 @@ WITH old AS (
 UPDATE pgqueue_enricher_provider_state AS p
 SET quota_rpm = coalesce($3::float8, p.quota_rpm),
     admitted_rpm = CASE
-        WHEN $2::bigint < old.throttle_epoch THEN p.admitted_rpm
+        WHEN NOT old.cut THEN p.admitted_rpm
         WHEN p.rpm_limit IS NOT NULL AND p.rpm_limit <= coalesce($3::float8, p.quota_rpm)
             THEN greatest($6::float8, least(coalesce(p.admitted_rpm, p.rpm_limit), p.rpm_limit) * $7)
         WHEN p.admitted_rpm IS NULL
             THEN least(coalesce($3::float8, p.quota_rpm, $5::float8) * $4, coalesce(p.rpm_limit, 'infinity'))
         ELSE greatest($6::float8, p.admitted_rpm * $4)
     END,
-    throttle_epoch = CASE WHEN $2::bigint < old.throttle_epoch THEN old.throttle_epoch
-        ELSE old.throttle_epoch + 1 END,
+    throttle_epoch = CASE WHEN old.cut THEN old.throttle_epoch + 1 ELSE old.throttle_epoch END,
+    last_cut_at = CASE WHEN old.cut THEN now() ELSE p.last_cut_at END,
     rejected_total = p.rejected_total + 1,
     rejected_last_minute = CASE
         WHEN now() - old.rejected_minute_start >= interval '2 minutes' THEN 0

@@ -162,7 +162,7 @@ async def test_no_limit_and_no_pause_costs_no_statement(pool: asyncpg.Pool) -> N
 # -- adaptive -------------------------------------------------------------------------------
 
 
-async def test_a_429_lowers_the_shared_rate_once_per_epoch_and_admissions_raise_it_again(
+async def test_a_429_lowers_the_shared_rate_once_per_epoch_and_window_and_admissions_raise_it_again(
     pool: asyncpg.Pool,
 ) -> None:
     one, two = admission_for(pool, "w1"), admission_for(pool, "w2")
@@ -177,18 +177,54 @@ async def test_a_429_lowers_the_shared_rate_once_per_epoch_and_admissions_raise_
     assert state.admitted_rpm == pytest.approx(600 * admission.DECREASE)
     assert (state.epoch, state.rejected_total, state.quota_rpm) == (1, 2, 600)
     assert quota.retry_after is not None and quota.retry_after > 0
-    # A later refusal (admitted under the new epoch) lowers it again ...
+    # A later refusal admitted under the new epoch but within the decrease window of the last
+    # cut lowers nothing: a burst of refusals is one signal ...
+    await two.refresh()
+    within = await two.admit("gemini", 1000)
+    await two.failed(within, quota)
+    state = (await read_states(pool))["gemini"]
+    increase = admission.INCREASE_SHARE * 600  # the admission of `within` raised it
+    assert (state.admitted_rpm, state.epoch) == (pytest.approx(600 * admission.DECREASE + increase), 1)
+    # ... and once the window has passed (moved back instead of waited for), it lowers it again ...
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET last_cut_at = now() - make_interval(secs => $1)",
+        admission.DECREASE_WINDOW_S + 0.1,
+    )
     await two.refresh()
     later = await two.admit("gemini", 1000)
     await two.failed(later, quota)
     lowered = (await read_states(pool))["gemini"].admitted_rpm
-    assert lowered == pytest.approx(600 * admission.DECREASE**2, rel=0.01)
+    assert lowered == pytest.approx((600 * admission.DECREASE + 2 * increase) * admission.DECREASE, rel=0.01)
     # ... and quiet admissions raise it, never above the quota the provider named.
     await one.refresh()
     for _ in range(300):
         await admission._acquire(pool, "gemini", 0, 1e6, HEADROOM, admission.INCREASE_SHARE * 600)
     state = (await read_states(pool))["gemini"]
     assert state.admitted_rpm == pytest.approx(600)
+
+
+async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_calls_make_it_good(
+    pool: asyncpg.Pool,
+) -> None:
+    gate = admission_for(pool, "w1")
+    await gate.start()
+    # A rate learnt earlier, high enough that the permits below are not paced apart.
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET admitted_rpm = 6000 WHERE provider = 'gemini'"
+    )
+    await gate.refresh()
+    noise = TransientFailure("rate_limited", "429", scope="wait", provider="gemini")
+    for _ in range(8):  # each admitted under the newest epoch, all within one decrease window
+        await gate.failed(await gate.admit("gemini", 1000), noise)
+        await gate.refresh()
+    state = (await read_states(pool))["gemini"]
+    assert state.rejected_total == 8 and state.epoch == 1, "more than one cut within the window"
+    # One cut of 15 %, made good within the next ten calls (each raises the rate by 2 % of it).
+    for _ in range(2):
+        await gate.succeeded(await gate.admit("gemini", 0), 0)
+        await gate.refresh()
+    assert (await read_states(pool))["gemini"].admitted_rpm >= 6000
+    assert admission.FLOOR_RPM <= admission.START_RPM * admission.DECREASE
 
 
 async def test_a_refusal_under_a_configured_limit_cuts_mildly_and_never_above_the_limit(

@@ -31,7 +31,7 @@ async def test_a_short_soak_loses_nothing_and_writes_every_result_once(db_url: s
     assert report.lost == 0 and report.processing == 0, report.render()
     assert report.statuses.get("complete", 0) + report.statuses.get("failed", 0) == 300
     assert report.multi_written == 0, "a pointer's result was written twice"
-    assert report.calls_over_attempts == 0, "more Gemini calls than attempts"
+    assert report.attempts_over_max == 0, "a pointer spent more than PASS2_MAX_ATTEMPTS attempts"
     assert report.complete_without_ok_call == 0
     assert report.second_ok_explained == report.second_ok_calls, (
         "a second successful Gemini call without a lost attempt"

@@ -9,6 +9,7 @@ CREATE TABLE IF NOT EXISTS public.pgqueue_enricher_provider_state (
     admitted_rpm double precision,
     quota_rpm double precision,
     throttle_epoch bigint NOT NULL DEFAULT 0,
+    last_cut_at timestamptz,
     next_free_at timestamptz NOT NULL DEFAULT now(),
     tokens_free_at timestamptz NOT NULL DEFAULT now(),
     admitted_total bigint NOT NULL DEFAULT 0,
