@@ -132,6 +132,6 @@ def _cost_line(label: str, entry: dict[str, Any]) -> str:
 
 def _duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
+        if seconds >= size * (2 if unit == "d" else 1) and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"

@@ -22,10 +22,8 @@ SET search_path = ''
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.page_id IS DISTINCT FROM OLD.page_id THEN
-        -- Compared as text: the host's local-development schema uses varchar(36) ids.
-        SELECT CASE WHEN d.project_id::text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                    THEN d.project_id::text::uuid END
-        INTO NEW.enrichment_project_id
+        -- ids are uuid: migrate refuses other id types before changing anything (0005).
+        SELECT d.project_id INTO NEW.enrichment_project_id
         FROM public.pages AS pg
         JOIN public.disciplines AS d ON d.id = pg.discipline_id
         WHERE pg.id = NEW.page_id;

@@ -45,8 +45,7 @@ $$;
 -- lane; every pending row gets its turn, numbered per project and lane by age.
 WITH unfinished AS (
     SELECT p.id,
-           CASE WHEN d.project_id::text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN d.project_id::text::uuid END AS project_id,
+           d.project_id,
            CASE WHEN p.enrichment_status = 'pending' AND p.enrichment_attempts = 0
                      AND p.enrichment_metadata IS NULL AND p.created_at < now() - interval '1 hour'
                 THEN 'backfill' ELSE p.enrichment_lane END AS lane,
@@ -110,10 +109,8 @@ SET search_path = ''
 AS $$
 BEGIN
     IF TG_OP = 'INSERT' OR NEW.page_id IS DISTINCT FROM OLD.page_id THEN
-        -- Compared as text: the host's local-development schema uses varchar(36) ids.
-        SELECT CASE WHEN d.project_id::text ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                    THEN d.project_id::text::uuid END
-        INTO NEW.enrichment_project_id
+        -- ids are uuid: migrate refuses other id types before changing anything (0005).
+        SELECT d.project_id INTO NEW.enrichment_project_id
         FROM public.pages AS pg
         JOIN public.disciplines AS d ON d.id = pg.discipline_id
         WHERE pg.id = NEW.page_id;

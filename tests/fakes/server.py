@@ -717,7 +717,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "401": ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
                 "403": ("PERMISSION_DENIED", "Method doesn't allow unregistered callers."),
             }[kind]
-            self._json(int(kind), _error_json(int(kind), status, fault.text or message), self._retry_after(fault))
+            self._json(
+                int(kind), _error_json(int(kind), status, fault.text or message), self._retry_after(fault)
+            )
         elif kind == "safety":
             candidate = {
                 "finishReason": "SAFETY",
