@@ -126,7 +126,7 @@ BEGIN
         REVOKE ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) FROM authenticated;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT EXECUTE ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) TO service_role;
+        GRANT ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) TO service_role;  -- ALL is EXECUTE
     END IF;
 END
 $$;
