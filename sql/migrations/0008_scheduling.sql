@@ -203,17 +203,25 @@ BEGIN
 END
 $$;
 
+-- Where Supabase's Data API roles exist, only the owner (and service_role, for the SQL API)
+-- may call them (ALL on a function is EXECUTE; PUBLIC includes anon). Plain Postgres keeps
+-- PUBLIC's default, as for the other functions (revision 0006).
 DO $$
 BEGIN
-    REVOKE ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) FROM PUBLIC;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-        REVOKE ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) FROM anon;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pointers_schedule(), public.requeue_pointers_to_lane(text, uuid, uuid[], boolean)
+            FROM PUBLIC;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-        REVOKE ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) FROM authenticated;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION public.pointers_schedule(), public.requeue_pointers_to_lane(text, uuid, uuid[], boolean)
+            FROM anon;
     END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) TO service_role;  -- ALL is EXECUTE
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION public.pointers_schedule(), public.requeue_pointers_to_lane(text, uuid, uuid[], boolean)
+            FROM authenticated;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT ALL ON FUNCTION public.requeue_pointers_to_lane(text, uuid, uuid[], boolean) TO service_role;
     END IF;
 END
 $$;
