@@ -6,7 +6,7 @@ The SQL lives in sql/ (migrations/0008_scheduling.sql); this revision only appli
 from pgqueue_enricher.migrations import apply_sql
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
