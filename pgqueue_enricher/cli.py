@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher import queue
+from pgqueue_enricher import lanes, queue
 from pgqueue_enricher.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.faults import WorkerFault
 from pgqueue_enricher.logs import configure_logging
@@ -75,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="queue counts, failures and live workers")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    lanes.add_status_arguments(status)
 
     requeue = commands.add_parser("requeue", help="move failed pointers back to pending")
     requeue.add_argument("--project", type=_uuid, help="only pointers of this project")
     requeue.add_argument("--pointer", type=_uuid, action="append", help="only this pointer (repeatable)")
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
+    lanes.add_requeue_arguments(requeue)
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -177,6 +179,8 @@ async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.costs or args.since or args.project:
+        return lanes.status_costs(args, _settings, _with_connection)
     from pgqueue_enricher.admission import status_lines
 
     settings = _settings(args)
@@ -211,10 +215,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("top failure reasons:")
         for reason in report["failure_reasons"]:
             print(f"  {reason['count']:>6}  {reason['reason']}")
+    lanes.print_lanes(report["lanes"], settings)
     return 0
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
+    if args.lane is not None:
+        return lanes.requeue_to_lane(args, _settings, _with_connection)
     if not (args.project or args.pointer or args.error_like or args.all_failed):
         print(
             "pgqueue-enricher: requeue needs a filter (--project, --pointer, --error-like) "

@@ -27,6 +27,8 @@ class EnrichmentFailure(Exception):
     """Base class. `kind` is a short stable label for metrics and logs (e.g. `rate_limited`)."""
 
     transient: bool = False
+    # False for a wait that is not the row's fault (a Flex shed): the attempt is given back.
+    spends_attempt: bool = True
 
     def __init__(
         self,

@@ -44,6 +44,8 @@ class WorkerMetrics:
     db_errors: int = 0
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)
     tokens: Counter[str] = field(default_factory=Counter)
+    tier_tokens: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, tier)
+    tier_cost_usd: Counter[str] = field(default_factory=Counter)
     stages: dict[str, Histogram] = field(default_factory=dict)
     pool: Any = None
     listener: Any = None
@@ -57,6 +59,18 @@ class WorkerMetrics:
         for kind, count in usage.items():
             if isinstance(count, int):
                 self.tokens[kind] += count
+
+    def record_tier_usage(self, metadata: dict[str, Any]) -> None:
+        """Gemini tokens by kind and service tier, and the estimated cost (costs.py)."""
+        tier = metadata.get("service_tier")
+        if not isinstance(tier, str):
+            return
+        for kind, count in (metadata.get("usage") or {}).items():
+            if isinstance(count, int):
+                self.tier_tokens[(kind, tier)] += count
+        cost = metadata.get("estimated_cost_usd")
+        if isinstance(cost, int | float):
+            self.tier_cost_usd[tier] += float(cost)
 
     def record_failure(self, kind: str, *, transient: bool) -> None:
         self.failures[("transient" if transient else "permanent", kind)] += 1
@@ -89,6 +103,16 @@ class WorkerMetrics:
             f"pgqe_listener_degraded {int(bool(self.listener and self.listener.state == 'degraded'))}",
             "# TYPE pgqe_tokens_total counter",
             *(f'pgqe_tokens_total{{kind="{kind}"}} {n}' for kind, n in sorted(self.tokens.items())),
+            "# TYPE pgqe_gemini_tokens_total counter",
+            *(
+                f'pgqe_gemini_tokens_total{{kind="{kind}",tier="{tier}"}} {n}'
+                for (kind, tier), n in sorted(self.tier_tokens.items())
+            ),
+            "# TYPE pgqe_estimated_cost_usd_total counter",
+            *(
+                f'pgqe_estimated_cost_usd_total{{tier="{tier}"}} {usd:.6f}'
+                for tier, usd in sorted(self.tier_cost_usd.items())
+            ),
             "# TYPE pgqe_stage_seconds histogram",
         ]
         for name, hist in sorted(self.stages.items()):

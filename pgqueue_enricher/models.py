@@ -12,6 +12,7 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -30,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
 
 ENRICHMENT_STATUSES = ("pending", "processing", "complete", "failed")
+# In claim order: every interactive row before any backfill row (sql/scheduling.sql).
+ENRICHMENT_LANES = ("interactive", "backfill")
 
 
 class Base(DeclarativeBase):
@@ -103,6 +106,25 @@ class Pointer(Base):
             "enrichment_locked_until",
             postgresql_where=text("enrichment_status = 'processing'"),
         ),
+        # Scheduling (revision 0008)
+        CheckConstraint(
+            "enrichment_lane IN ('interactive', 'backfill')", name="pointers_enrichment_lane_check"
+        ),
+        Index(
+            "idx_pointers_enrichment_turn",
+            "enrichment_lane",
+            "enrichment_turn",
+            "created_at",
+            "id",
+            postgresql_where=text("enrichment_status = 'pending'"),
+        ),
+        Index(
+            "idx_pointers_enrichment_project_turn",
+            "enrichment_project_id",
+            "enrichment_lane",
+            "enrichment_turn",
+            postgresql_where=text("enrichment_status = 'pending'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -152,6 +174,20 @@ class Pointer(Base):
     )
     enrichment_run_after: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), comment="pgqueue-enricher: earliest retry time"
+    )
+
+    # Scheduling (revision 0008): kept by the pointers_schedule trigger
+    enrichment_project_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), comment="pgqueue-enricher: project of the page, kept by trigger"
+    )
+    enrichment_lane: Mapped[str] = mapped_column(
+        String(20),
+        nullable=False,
+        server_default=text("'interactive'"),
+        comment="pgqueue-enricher: interactive | backfill",
+    )
+    enrichment_turn: Mapped[int | None] = mapped_column(
+        BigInteger, comment="pgqueue-enricher: place in the lane's fair rotation"
     )
 
 

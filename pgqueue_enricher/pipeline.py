@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pgqueue_enricher import queue
+from pgqueue_enricher import queue, tiers
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
@@ -127,6 +127,7 @@ class Pipeline:
         elapsed = time.perf_counter() - started
         usage = enriched.metadata.get("usage")
         self.metrics.record_completion(elapsed, enriched.timings_ms, usage or {})
+        self.metrics.record_tier_usage(enriched.metadata)  # costs.py: tokens and USD by tier
         log.info(
             "pointer_complete",
             **base,
@@ -168,9 +169,12 @@ class Pipeline:
                     discipline_name=pointer.discipline_name or "",
                     pointer_title=pointer.title,
                     reground_instruction=_reground_instruction(pointer.metadata),
+                    lane=pointer.lane,
                 )
             )
             timings["describe_ms"] = _ms(start)
+            # A lane whose tier the API refused is written down once, for `status` (tiers.py).
+            await tiers.record_fallbacks(providers, self.db, self.worker_id)
             description, references, text = (
                 output.rich_description,
                 output.cross_references,
@@ -241,7 +245,12 @@ class Pipeline:
             "last_failure": {"kind": failure.kind, "attempt": pointer.attempt, "worker_id": self.worker_id}
         }
         try:
-            if failure.transient:
+            if failure.transient and not failure.spends_attempt:
+                # A wait (Flex shed, tiers.py): back to pending with the attempt given back.
+                delay = backoff_delay(1, settings.pass2_backoff_base, settings.pass2_backoff_max)
+                delay = max(delay, failure.retry_after or 0.0)
+                status = await self.db(queue.wait, fence, delay, patch)
+            elif failure.transient:
                 delay = backoff_delay(
                     pointer.attempt,
                     settings.pass2_backoff_base,

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.models import ENRICHMENT_STATUSES
+from pgqueue_enricher.models import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 from pgqueue_enricher.registry import live_workers
 from pgqueue_enricher.sqlfiles import query
 
@@ -67,6 +67,7 @@ class ClaimedPointer:
     sheet_reflection: str | None
     discipline_found: bool
     discipline_name: str | None
+    lane: str = "interactive"  # LANES: decides the service tier of the Gemini call
 
     def fence(self, worker_id: str) -> Fence:
         return Fence(self.id, worker_id, self.attempt)
@@ -116,6 +117,7 @@ async def claim(db: Executor, limit: int, worker_id: str, lease_seconds: float) 
             sheet_reflection=row["sheet_reflection"],
             discipline_found=row["discipline_found"],
             discipline_name=row["discipline_name"],
+            lane=row["lane"],
         )
         for row in rows
     ]
@@ -173,20 +175,6 @@ async def retry_later(
     )
 
 
-async def wait(
-    db: Executor, fence: Fence, delay_seconds: float | None, metadata: dict[str, Any]
-) -> str | None:
-    """Give the row back, attempt included (provider admission); None when the claim was lost."""
-    return await db.fetchval(
-        query("pointers_wait"),
-        fence.pointer_id,
-        fence.worker_id,
-        fence.attempt,
-        None if delay_seconds is None else float(delay_seconds),
-        _json(metadata),
-    )
-
-
 async def fail(db: Executor, fence: Fence, error: str, metadata: dict[str, Any]) -> str | None:
     return await db.fetchval(
         query("pointers_fail"), fence.pointer_id, fence.worker_id, fence.attempt, error, _json(metadata)
@@ -240,6 +228,7 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
         "workers": await _live_workers(db),
         "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
         "processing_without_lease": int(await db.fetchval(query("pointers_status_without_lease"))),
+        **await lane_report(db),
     }
 
 
@@ -255,3 +244,67 @@ async def requeue_failed(
     error_like: str | None = None,
 ) -> int:
     return int(await db.fetchval(query("pointers_requeue_failed"), project_id, pointer_ids, error_like))
+
+
+# -- lanes, waits and the cost ledger (sql/scheduling.sql) -------------------------------
+
+
+async def wait(
+    db: Executor, fence: Fence, delay_seconds: float | None, metadata: dict[str, Any]
+) -> str | None:
+    """Back to pending after the delay (None: due at once) with the attempt given back
+    ('pending'), or None when the claim was lost. For a call the provider shed or refused for
+    quota, or a provider paused for the whole fleet: not the row's fault."""
+    return await db.fetchval(
+        query("pointers_wait"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        None if delay_seconds is None else float(delay_seconds),
+        _json(metadata),
+    )
+
+
+async def requeue_to_lane(
+    db: Executor,
+    lane: str,
+    project_id: uuid.UUID | None = None,
+    pointer_ids: list[uuid.UUID] | None = None,
+    include_complete: bool = False,
+) -> int:
+    return int(
+        await db.fetchval(query("pointers_requeue_to_lane"), lane, project_id, pointer_ids, include_complete)
+    )
+
+
+async def lane_report(db: Executor) -> dict[str, Any]:
+    """The `lanes` key of `status --json`: queue rows per lane, and each lane's tier fallback."""
+    lanes: dict[str, dict[str, Any]] = {
+        lane: {"pending": 0, "processing": 0, "tier_fallback": None} for lane in ENRICHMENT_LANES
+    }
+    for row in await db.fetch(query("pointers_status_lanes")):
+        lanes.setdefault(row["lane"], {"pending": 0, "processing": 0, "tier_fallback": None})
+        lanes[row["lane"]][row["status"]] = int(row["n"])
+    for row in await db.fetch(query("lane_tiers_status")):
+        if row["lane"] in lanes:
+            lanes[row["lane"]]["tier_fallback"] = {
+                "configured_tier": row["configured_tier"],
+                "effective_tier": row["effective_tier"],
+                "reason": row["reason"],
+                "worker_id": row["worker_id"],
+                "since_epoch_s": round(float(row["changed_at"]), 3),
+            }
+    return {"lanes": lanes}
+
+
+async def record_tier_fallback(
+    db: Executor, lane: str, configured: str, effective: str, reason: str, worker_id: str
+) -> None:
+    await db.execute(query("lane_tiers_fall_back"), lane, configured, effective, reason, worker_id)
+
+
+async def cost_rows(
+    db: Executor, since_seconds: float | None = None, project_id: uuid.UUID | None = None
+) -> list[dict[str, Any]]:
+    rows = await db.fetch(query("pointers_costs"), since_seconds, project_id)
+    return [dict(row) for row in rows]

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pgqueue_enricher.redact import redact_url
 
 THINKING_LEVELS = ("minimal", "low", "medium", "high")
+SERVICE_TIERS = ("standard", "flex")
 
 
 class ConfigError(Exception):
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     pass2_probe_base: float = Field(30.0, gt=0, allow_inf_nan=False)
     pass2_probe_max: float = Field(600.0, gt=0, allow_inf_nan=False)
     # -- end provider admission --
+    # Scheduling and cost: Gemini service tier per lane, and prices in USD per 1M tokens
+    # (gemini-3-flash-preview, paid tier; Flex at PASS2_FLEX_PRICE_FACTOR of them).
+    pass2_interactive_tier: str = "standard"
+    pass2_backfill_tier: str = "flex"
+    pass2_flex_timeout: float = Field(900.0, ge=600)
+    pass2_price_input: float = Field(0.50, ge=0)
+    pass2_price_output: float = Field(3.00, ge=0)
+    pass2_price_cached_input: float = Field(0.05, ge=0)
+    pass2_flex_price_factor: float = Field(0.5, ge=0)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -89,6 +99,13 @@ class Settings(BaseSettings):
         # The SDK sends any string without complaint; a typo would only surface as a 400.
         if value.lower() not in THINKING_LEVELS:
             raise ValueError(f"must be one of {', '.join(THINKING_LEVELS)}")
+        return value.lower()
+
+    @field_validator("pass2_interactive_tier", "pass2_backfill_tier")
+    @classmethod
+    def _known_service_tier(cls, value: str) -> str:
+        if value.lower() not in SERVICE_TIERS:
+            raise ValueError(f"must be one of {', '.join(SERVICE_TIERS)}, got {value!r}")
         return value.lower()
 
     @field_validator("database_url", "database_listen_url", mode="before")

@@ -3,18 +3,35 @@
 -- block. Nothing here is ever built by string formatting: every value is a parameter.
 
 -- name: pointers_claim
--- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, oldest first,
--- skipping rows locked by other claimers and rows waiting for a retry. The page context
--- is joined after the claim (LEFT JOIN) so that a pointer whose page or discipline row
--- is missing is still claimed, and then failed with a reason, instead of blocking.
-WITH candidates AS (
+-- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, skipping rows
+-- locked by other claimers and rows waiting for a retry. Order (sql/scheduling.sql): the
+-- interactive lane before the backfill lane; within a lane the lowest turns first, which
+-- shares free slots round-robin between projects across the whole fleet; oldest first
+-- within a turn. Both lanes are ordered scans of idx_pointers_enrichment_turn. The page
+-- context is joined after the claim (LEFT JOIN) so that a pointer whose page or discipline
+-- row is missing is still claimed, and then failed with a reason, instead of blocking.
+WITH interactive AS (
     SELECT id
     FROM pointers
-    WHERE enrichment_status = 'pending'
+    WHERE enrichment_status = 'pending' AND enrichment_lane = 'interactive'
       AND (enrichment_run_after IS NULL OR enrichment_run_after <= now())
-    ORDER BY created_at, id
+    ORDER BY enrichment_turn, created_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
+), backfill AS (
+    SELECT id
+    FROM pointers
+    WHERE enrichment_status = 'pending' AND enrichment_lane = 'backfill'
+      AND (enrichment_run_after IS NULL OR enrichment_run_after <= now())
+    ORDER BY enrichment_turn, created_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), candidates AS (
+    -- Evaluated lazily: the backfill scan runs (and locks) only for the slots left over.
+    SELECT id FROM interactive
+    UNION ALL
+    SELECT id FROM backfill
+    LIMIT $1
 ), claimed AS (
     UPDATE pointers AS p
     SET enrichment_status = 'processing',
@@ -23,10 +40,12 @@ WITH candidates AS (
         enrichment_attempts = p.enrichment_attempts + 1
     FROM candidates
     WHERE p.id = candidates.id
-    RETURNING p.id, p.page_id, p.title, p.png_path, p.enrichment_attempts,
-              p.description, p.cross_references, p.enrichment_metadata, p.created_at
+    RETURNING p.id, p.page_id, p.title, p.png_path, p.enrichment_attempts, p.enrichment_lane,
+              p.enrichment_turn, p.description, p.cross_references, p.enrichment_metadata,
+              p.created_at
 )
 SELECT claimed.id, claimed.title, claimed.png_path, claimed.enrichment_attempts AS attempt,
+       claimed.enrichment_lane AS lane,
        claimed.description, claimed.cross_references::text AS cross_references,
        claimed.enrichment_metadata::text AS metadata,
        pg.id IS NOT NULL AS page_found, pg.page_name, pg.sheet_reflection,
@@ -34,7 +53,7 @@ SELECT claimed.id, claimed.title, claimed.png_path, claimed.enrichment_attempts 
 FROM claimed
 LEFT JOIN pages AS pg ON pg.id = claimed.page_id
 LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
-ORDER BY claimed.created_at, claimed.id;
+ORDER BY claimed.enrichment_lane = 'backfill', claimed.enrichment_turn, claimed.created_at, claimed.id;
 
 -- name: pointers_checkpoint
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
@@ -93,23 +112,6 @@ UPDATE pointers
 SET enrichment_status = 'failed',
     enrichment_error = $4,
     enrichment_run_after = NULL,
-    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $5::text::jsonb,
-    enrichment_locked_by = NULL,
-    enrichment_locked_until = NULL
-WHERE id = $1 AND enrichment_status = 'processing'
-  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
-RETURNING enrichment_status;
-
--- name: pointers_wait
--- Not the row's fault ($1 id, $2 worker, $3 attempt, $4 delay seconds or NULL, $5 metadata
--- patch json): a quota refusal, a shed, or a provider paused for the whole fleet. Back to
--- pending with the attempt given back and no error recorded; due again after the delay
--- (the provider's RetryInfo or the admission gate's next slot). Fenced. Returns the status.
-UPDATE pointers
-SET enrichment_status = 'pending',
-    enrichment_attempts = greatest(enrichment_attempts - 1, 0),
-    enrichment_run_after = CASE WHEN $4::float8 IS NULL THEN NULL
-        ELSE now() + make_interval(secs => $4::float8) END,
     enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $5::text::jsonb,
     enrichment_locked_by = NULL,
     enrichment_locked_until = NULL
@@ -279,3 +281,78 @@ LEFT JOIN (
 ) AS held ON held.worker_id = w.worker_id
 WHERE w.expires_at > now()
 ORDER BY w.worker_id;
+
+-- Scheduling and cost (lanes, tiers, the cost ledger; sql/scheduling.sql) ---------------
+
+-- name: pointers_wait
+-- A wait, not a failure ($1 id, $2 worker, $3 attempt, $4 delay seconds or NULL for due at
+-- once, $5 metadata patch json): the provider shed the call (a Flex shed), refused it for
+-- quota, or is paused for the whole fleet (provider admission), so the row goes back to
+-- pending after the delay with the attempt given back, no error recorded and its turn kept.
+-- Fenced. Returns the status.
+UPDATE pointers
+SET enrichment_status = 'pending',
+    enrichment_attempts = greatest(enrichment_attempts - 1, 0),
+    enrichment_run_after = CASE WHEN $4::float8 IS NULL THEN NULL
+        ELSE now() + make_interval(secs => $4::float8) END,
+    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $5::text::jsonb,
+    enrichment_locked_by = NULL,
+    enrichment_locked_until = NULL
+WHERE id = $1 AND enrichment_status = 'processing'
+  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+RETURNING enrichment_status;
+
+-- name: pointers_requeue_to_lane
+-- The CLI's `requeue --lane`: the SQL API function, with every filter as a parameter.
+SELECT requeue_pointers_to_lane(lane => $1::text, project_id => $2::uuid, pointer_ids => $3::uuid[],
+                                include_complete => $4::boolean) AS n;
+
+-- name: pointers_status_lanes
+-- Rows per lane and status (only the queue's statuses: complete rows have no lane to wait in).
+SELECT enrichment_lane AS lane, enrichment_status AS status, count(*) AS n
+FROM pointers
+WHERE enrichment_status IN ('pending', 'processing')
+GROUP BY 1, 2;
+
+-- name: lane_tiers_status
+-- Lanes whose configured service tier the API refused (see lane_tiers_fall_back).
+SELECT lane, configured_tier, effective_tier, reason, worker_id,
+       extract(epoch FROM changed_at) AS changed_at
+FROM pgqueue_enricher_lane_tiers
+ORDER BY lane;
+
+-- name: lane_tiers_fall_back
+-- A worker found the API refusing lane $1's tier $2; it now uses $3 ($4 reason, $5 worker).
+INSERT INTO pgqueue_enricher_lane_tiers (lane, configured_tier, effective_tier, reason, worker_id, changed_at)
+VALUES ($1, $2, $3, $4, $5, now())
+ON CONFLICT (lane) DO UPDATE
+SET configured_tier = excluded.configured_tier,
+    effective_tier = excluded.effective_tier,
+    reason = excluded.reason,
+    worker_id = excluded.worker_id,
+    changed_at = excluded.changed_at;
+
+-- name: pointers_costs
+-- The cost ledger: tokens and estimated dollars of rows completed since $1 seconds ago
+-- (NULL: ever), for project $2 (NULL: every project), per project, lane and service tier.
+-- The project comes through the page, so rows completed before the project was
+-- denormalised onto the row are counted too.
+SELECT coalesce(d.project_id, p.enrichment_project_id) AS project_id,
+       p.enrichment_lane AS lane,
+       coalesce(p.enrichment_metadata->>'service_tier', 'unknown') AS tier,
+       count(*) AS pointers,
+       sum(coalesce((p.enrichment_metadata->'usage'->>'prompt_tokens')::bigint, 0)) AS prompt_tokens,
+       sum(coalesce((p.enrichment_metadata->'usage'->>'cached_tokens')::bigint, 0)) AS cached_tokens,
+       sum(coalesce((p.enrichment_metadata->'usage'->>'output_tokens')::bigint, 0)) AS output_tokens,
+       sum(coalesce((p.enrichment_metadata->'usage'->>'thoughts_tokens')::bigint, 0)) AS thoughts_tokens,
+       sum(coalesce((p.enrichment_metadata->'usage'->>'tool_use_prompt_tokens')::bigint, 0)) AS tool_use_prompt_tokens,
+       sum(coalesce((p.enrichment_metadata->>'estimated_cost_usd')::numeric, 0)) AS estimated_cost_usd
+FROM pointers AS p
+LEFT JOIN pages AS pg ON pg.id = p.page_id
+LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
+WHERE p.enrichment_status = 'complete'
+  AND p.enrichment_metadata ? 'enriched_at'
+  AND ($1::float8 IS NULL OR p.updated_at > now() - make_interval(secs => $1::float8))
+  AND ($2::uuid IS NULL OR coalesce(d.project_id, p.enrichment_project_id) = $2::uuid)
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3;

@@ -60,3 +60,58 @@ async def raised_failure(call: Awaitable[object]) -> EnrichmentFailure:
     with pytest.raises(EnrichmentFailure) as caught:
         await call
     return caught.value
+
+
+async def seed_large_queue(
+    conn: asyncpg.Connection, *, complete: int = 1_000_000, pending: int = 100_000, projects: int = 200
+) -> None:
+    """A mostly complete table at production scale, built in SQL: `projects` projects of one
+    page each, `complete` done rows and `pending` rows (both lanes, turns numbered per
+    project) spread round-robin over them. The row triggers are off while it loads, so the
+    denormalised columns are written directly, as the triggers would."""
+    await conn.execute("ALTER TABLE pointers DISABLE TRIGGER USER")
+    try:
+        await conn.execute(
+            """
+            WITH p AS (INSERT INTO projects (user_id, name)
+                       SELECT 'load', 'project ' || g FROM generate_series(1, $1) g RETURNING id),
+            d AS (INSERT INTO disciplines (project_id, name, display_name)
+                  SELECT id, 'arch', 'Architectural' FROM p RETURNING id, project_id)
+            INSERT INTO pages (discipline_id, page_name) SELECT id, 'A-101' FROM d
+            """,
+            projects,
+        )
+        await conn.execute(
+            """
+            CREATE TEMP TABLE load_pages AS
+            SELECT pg.id AS page_id, d.project_id, row_number() OVER (ORDER BY pg.id) - 1 AS n
+            FROM pages pg JOIN disciplines d ON d.id = pg.discipline_id
+            """
+        )
+        await conn.execute(
+            """
+            INSERT INTO pointers (page_id, title, description, enrichment_status, enrichment_project_id,
+                                  created_at)
+            SELECT lp.page_id, 'done', 'described', 'complete', lp.project_id,
+                   now() - interval '30 days' + g * interval '1 ms'
+            FROM generate_series(1, $1) g JOIN load_pages lp ON lp.n = g % $2
+            """,
+            complete,
+            projects,
+        )
+        await conn.execute(
+            """
+            INSERT INTO pointers (page_id, title, enrichment_status, enrichment_project_id, enrichment_lane,
+                                  enrichment_turn, png_path, created_at)
+            SELECT lp.page_id, 'queued', 'pending', lp.project_id,
+                   CASE WHEN g % 2 = 0 THEN 'interactive' ELSE 'backfill' END,
+                   g / (2 * $2) + 1, 'crops/detail.png', now() - interval '1 day' + g * interval '1 ms'
+            FROM generate_series(1, $1) g JOIN load_pages lp ON lp.n = g % $2
+            """,
+            pending,
+            projects,
+        )
+        await conn.execute("DROP TABLE load_pages")
+    finally:
+        await conn.execute("ALTER TABLE pointers ENABLE TRIGGER USER")
+    await conn.execute("VACUUM ANALYZE pointers")

@@ -259,5 +259,5 @@ async def test_claim_plan_uses_the_partial_index_on_a_mostly_complete_table(conn
 
     # Plain EXPLAIN plans the claim without running it: nothing is claimed.
     plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query("pointers_claim"), 3, "w", 60.0))
-    assert "idx_pointers_enrichment_claim" in plan, plan
+    assert "idx_pointers_enrichment_turn" in plan, plan
     assert "Seq Scan on pointers" not in plan, plan

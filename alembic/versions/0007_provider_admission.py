@@ -6,7 +6,7 @@ The SQL lives in sql/ (migrations/0007_provider_admission.sql); this revision on
 from pgqueue_enricher.migrations import apply_sql
 
 revision = "0007"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

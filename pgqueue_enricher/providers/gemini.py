@@ -17,6 +17,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from pgqueue_enricher import costs, tiers
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.providers.answer import read_answer
 from pgqueue_enricher.providers.checks import check_key
@@ -132,6 +133,15 @@ class GeminiDescriber:
         if settings.pass2_temperature is not None:
             config["temperature"] = settings.pass2_temperature
         self._config = types.GenerateContentConfig(**config)
+        # Service tier per lane and the cost ledger (tiers.py, costs.py).
+        self.tiers = tiers.TierPolicy.from_settings(settings)
+        self._prices = costs.Prices.from_settings(settings)
+        self._flex_config = self._config.model_copy(
+            update={
+                "service_tier": types.ServiceTier.FLEX,
+                "http_options": types.HttpOptions(timeout=int(self.tiers.timeout_for(tiers.FLEX) * 1000)),
+            }
+        )
 
     async def open(self) -> None:
         """The key's shape only: a request would cost quota and need the network at start-up."""
@@ -140,25 +150,42 @@ class GeminiDescriber:
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         mime = sniff_image(item.cropped_image_bytes)
         started = time.monotonic()
-        response = await self._generate(item, mime)
+        tier = self.tiers.tier_for(item.lane)
+        try:
+            response = await self._generate(item, mime, tier)
+        except _TierRefused as refused:
+            # The API refused the tier itself: the lane goes standard, and this call with it.
+            self.tiers.fall_back(item.lane, tier, refused.reason)
+            tier = tiers.STANDARD
+            response = await self._generate(item, mime, tier)
         elapsed_ms = round((time.monotonic() - started) * 1000)
         output = read_answer(response, item)
         output.metadata["gemini_ms"] = elapsed_ms
         output.metadata.setdefault("model", self._model)
+        output.metadata["service_tier"] = tier
+        output.metadata["estimated_cost_usd"] = costs.estimate_cost_usd(
+            output.metadata.get("usage") or {}, tier, self._prices
+        )
         return output
 
-    async def _generate(self, item: EnrichmentInput, mime: str) -> types.GenerateContentResponse:
+    async def _generate(self, item: EnrichmentInput, mime: str, tier: str) -> types.GenerateContentResponse:
+        timeout = self.tiers.timeout_for(tier)
         try:
-            async with asyncio.timeout(self._timeout + _DEADLINE_SLACK):
+            async with asyncio.timeout(timeout + _DEADLINE_SLACK):
                 return await self._client.aio.models.generate_content(
-                    model=self._model, contents=build_contents(item, mime), config=self._config
+                    model=self._model,
+                    contents=build_contents(item, mime),
+                    config=self._flex_config if tier == tiers.FLEX else self._config,
                 )
         except genai_errors.APIError as exc:
+            if tier == tiers.FLEX:
+                _raise_for_flex(exc)
             raise classify_api_error(exc, self._model) from None
         except (TimeoutError, httpx.TimeoutException):
+            setting = "PASS2_FLEX_TIMEOUT" if tier == tiers.FLEX else "PASS2_GEMINI_TIMEOUT"
             raise TransientFailure(
                 "timeout",
-                f"Gemini did not answer within {self._timeout:g}s (PASS2_GEMINI_TIMEOUT)",
+                f"Gemini did not answer within {timeout:g}s ({setting})",
                 scope="outage",
                 provider="gemini",
             ) from None
@@ -183,6 +210,29 @@ class GeminiDescriber:
     async def aclose(self) -> None:
         await self._client.aio.aclose()
         await self._http.aclose()
+
+
+class _TierRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def _raise_for_flex(exc: genai_errors.APIError) -> None:
+    """A Flex call's shed (429/503) is a wait; a 400 about the tier is a refusal of the tier."""
+    code = exc.code or 0
+    message = " ".join(str(exc.message or "").split())[:_MESSAGE_CHARS] or "no message"
+    if code in (429, 503):
+        delay = retry_delay(exc)
+        raise tiers.FlexShed(
+            "flex_shed",
+            f"Gemini Flex had no capacity ({code} {exc.status or ''}): {message}",
+            retry_after=delay,
+        ) from None
+    if code == 400 and tiers.names_the_tier(message):
+        raise _TierRefused(
+            f"Gemini refused service_tier=flex ({code} {exc.status or ''}): {message}"
+        ) from None
 
 
 def _short(exc: BaseException) -> str:

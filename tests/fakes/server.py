@@ -120,6 +120,7 @@ class RecordedRequest:
     image_mime: str | None = None
     texts: list[str] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)  # "text" / "image" in wire order
+    service_tier: str | None = None  # gemini: the body's top-level serviceTier (None: not sent)
     at: float = field(default_factory=time.time)
 
 
@@ -417,6 +418,32 @@ class GeminiFake(ServiceFake):
         self._outage: str | None = None
         # Extra seconds for calls about these pointer titles (ended early by reset_wake()).
         self.slow_titles: dict[str, float] = {}
+        # Service tiers: how many Flex calls to shed next (with shed_status), and the tiers
+        # this "model" does not offer (a 400 naming serviceTier).
+        self.flex_sheds = 0
+        self.shed_status = 503
+        self.refused_tiers: set[str] = set()
+
+    def tier_fault(self, record: RecordedRequest) -> Fault | None:
+        """The tier's own answer to this call, if it has one (refusal or shed)."""
+        with self._lock:
+            if record.service_tier is not None and record.service_tier in self.refused_tiers:
+                self.outcomes["tier_refused"] += 1
+                return Fault(
+                    "400", text=f"service_tier {record.service_tier!r} is not supported for this model."
+                )
+            if record.service_tier == "flex" and self.flex_sheds > 0:
+                self.flex_sheds -= 1
+                self.outcomes["flex_shed"] += 1
+                return Fault(str(self.shed_status))
+        return None
+
+    def tiers_for(self, title_prefix: str) -> collections.Counter[str | None]:
+        """Service tiers sent for calls whose pointer title starts with `title_prefix`."""
+        with self._lock:
+            return collections.Counter(
+                r.service_tier for r in self.requests if (r.title or "").startswith(title_prefix)
+            )
 
     def _on_record(self, record: RecordedRequest) -> None:
         if record.title is not None:
@@ -713,6 +740,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, _error_json(400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
             return
         record = RecordedRequest("gemini", "POST", self.path, self._headers_dict(), raw, camel_keys(raw))
+        record.service_tier = record.camel.get("serviceTier")
         for content in record.camel.get("contents") or []:
             for part in content.get("parts") or []:
                 if "text" in part:
@@ -739,6 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         fault = fake.gemini._begin(record)
+        fault = fake.gemini.tier_fault(record) or fault
         self._done = fake.gemini._end
         try:
             self._gemini_reply(self._mid_body(fault), model, record.title or "(untitled)")
@@ -841,7 +870,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "401": ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
                 "403": ("PERMISSION_DENIED", "Method doesn't allow unregistered callers."),
             }[kind]
-            self._json(int(kind), _error_json(int(kind), status, message), self._retry_after(fault))
+            self._json(
+                int(kind), _error_json(int(kind), status, fault.text or message), self._retry_after(fault)
+            )
         elif kind == "safety":
             candidate = {
                 "finishReason": "SAFETY",
