@@ -394,7 +394,8 @@ class Admission:
                 START_RPM,
                 FLOOR_RPM,
                 MILD_DECREASE,
-                DECREASE_WINDOW_S,
+                # A named quota is a clear signal (cut once per epoch); unnamed 429s may be noise.
+                0.0 if failure.quota_per_minute or self.states[provider].quota_rpm else DECREASE_WINDOW_S,
             )
             self.states[provider] = replace(
                 self.states[provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])
