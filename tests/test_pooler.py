@@ -39,7 +39,7 @@ async def test_migrate_run_status_and_requeue_work_through_a_transaction_pooler(
     try:
         watcher = await RowWatcher(conn).install()
         _, page = await make_page(conn)
-        crops.gemini.script(["401"])  # one pointer fails, for requeue to bring back
+        crops.gemini.script(["500"])  # one pointer fails on its only attempt (a 401 would pause Gemini)
         pointers = await insert_pointers(conn, page, 6)
         async with running_worker(settings, worker_id="pooled-worker") as worker:
             final = await watcher.until_final(6, timeout=30)
