@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 
 from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.redact import scrub
+from pgqueue_enricher.redact import exception_reason
 
 log = get_logger("pgqueue_enricher.aio")
 
@@ -71,7 +71,7 @@ async def supervised(
             log.error(
                 "side_duty_crashed",
                 duty=name,
-                reason=scrub(f"{type(exc).__name__}: {exc}")[:300],
+                reason=exception_reason(exc),
                 restart_in_s=backoff,
                 exc_info=True,
             )

@@ -127,9 +127,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 1
     except DBAPIError as exc:
         # Typically the database cannot be reached; say so in one line, not a traceback.
-        cause = getattr(exc, "orig", exc)
-        lines = str(cause).strip().splitlines() or [type(cause).__name__]
-        print(f"pgqueue-enricher: migrate could not run: {scrub(lines[0])}", file=sys.stderr)
+        print(
+            f"pgqueue-enricher: migrate could not run: {scrub(migrations.database_error_line(exc))}",
+            file=sys.stderr,
+        )
         return 1
     print(
         f"migrated: {before or 'base'} -> {after}"

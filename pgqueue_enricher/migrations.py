@@ -116,6 +116,13 @@ def check_id_types(database_url: str) -> None:
         engine.dispose()
 
 
+def database_error_line(exc: BaseException) -> str:
+    """The first line of what the database (or driver) said, for a one-sentence report."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     check_id_types(database_url)
     try:
@@ -124,10 +131,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         # Each revision runs in its own transaction: the failing one left nothing behind.
         reached = current_revision(database_url) or "base"
         cause = getattr(exc, "orig", None) or exc
-        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         raise MigrationError(
             f"a migration step failed on this database and was rolled back ({type(cause).__name__}: "
-            f"{first_line}); the schema stays at revision {reached}"
+            f"{database_error_line(exc)}); the schema stays at revision {reached}"
         ) from exc
 
 

@@ -22,7 +22,7 @@ import asyncpg
 
 from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.redact import scrub
+from pgqueue_enricher.redact import exception_reason, scrub
 from pgqueue_enricher.sqlfiles import query
 
 HEARTBEATS_TO_EXPIRE = 3
@@ -101,12 +101,12 @@ class Registry:
             try:
                 await self.beat()
             except unavailable as exc:
-                self.beat_failed = scrub(f"{type(exc).__name__}: {exc}")[:300]
+                self.beat_failed = exception_reason(exc)
                 log.warning("registry_beat_failed", reason=self.beat_failed)
             except asyncpg.PostgresError as exc:
                 # Not an outage: typically a role that is neither the table's owner nor BYPASSRLS
                 # (RLS is on and grants no policy). The worker works on, unlisted; say so once.
-                self.beat_failed = scrub(f"{type(exc).__name__}: {exc}")[:300]
+                self.beat_failed = exception_reason(exc)
                 if not refused_logged:
                     log.error("registry_refused", reason=self.beat_failed, detail=REFUSED_FIX)
                     refused_logged = True
