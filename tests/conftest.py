@@ -21,7 +21,7 @@ import pytest
 from pgqueue_enricher import database, migrations
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher
-from tests.helpers import CROP
+from tests.helpers import CROP, seed_large_queue
 
 pytest_plugins = ["tests.fakes.pytest_plugin", "tests.pooler"]
 
@@ -71,6 +71,33 @@ def db_url(pg_server: database.DatabaseHandle, template_url: str) -> Iterator[st
         yield url
     finally:
         admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+async def large_queue_url(pg_server: database.DatabaseHandle, template_url: str) -> AsyncIterator[str]:
+    """One production-sized queue (tests.helpers.seed_large_queue: 1.1M rows over 200
+    projects), built once for the session: it is the suite's most expensive setup, and the
+    plan tests that need it only read it. A test that claims must roll its claim back."""
+    template = template_url.rsplit("/", 1)[1].split("?", 1)[0]
+    name, url = new_database(pg_server, template)
+    connection = await asyncpg.connect(url)
+    try:
+        await seed_large_queue(connection)
+    finally:
+        await connection.close()
+    try:
+        yield url
+    finally:
+        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def large_queue(large_queue_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(large_queue_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -68,7 +68,21 @@ async def seed_large_queue(
     """A mostly complete table at production scale, built in SQL: `projects` projects of one
     page each, `complete` done rows and `pending` rows (both lanes, turns numbered per
     project) spread round-robin over them. The row triggers are off while it loads, so the
-    denormalised columns are written directly, as the triggers would."""
+    denormalised columns are written directly, as the triggers would.
+
+    The secondary indexes are dropped for the load and rebuilt from their own definitions
+    afterwards: one sorted build per index instead of a million random insertions each,
+    which halves the time (the suite builds this table once, see `large_queue_url`)."""
+    indexes = await conn.fetch(
+        """
+        SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+        FROM pg_index AS i
+        WHERE i.indrelid = 'public.pointers'::regclass
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint AS c WHERE c.conindid = i.indexrelid)
+        """
+    )
+    for index in indexes:
+        await conn.execute(f"DROP INDEX {index['name']}")
     await conn.execute("ALTER TABLE pointers DISABLE TRIGGER USER")
     try:
         await conn.execute(
@@ -114,4 +128,6 @@ async def seed_large_queue(
         await conn.execute("DROP TABLE load_pages")
     finally:
         await conn.execute("ALTER TABLE pointers ENABLE TRIGGER USER")
+        for index in indexes:
+            await conn.execute(index["definition"])
     await conn.execute("VACUUM ANALYZE pointers")

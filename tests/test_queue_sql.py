@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import asyncpg
-import pytest
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.experience import seed_default_experience
@@ -241,23 +240,3 @@ async def test_release_gives_the_attempt_back(conn: asyncpg.Connection) -> None:
         "SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers"
     )
     assert tuple(row) == ("pending", 0, None)
-
-
-@pytest.mark.slow
-async def test_claim_plan_uses_the_partial_index_on_a_mostly_complete_table(conn: asyncpg.Connection) -> None:
-    _, page = await make_page(conn)
-    await conn.execute("ALTER TABLE pointers DISABLE TRIGGER pointers_doorbell_insert")
-    await conn.execute(
-        "INSERT INTO pointers (page_id, title, enrichment_status) "
-        "SELECT $1, 'done ' || g, 'complete' FROM generate_series(1, 1000000) g",
-        page,
-    )
-    await conn.execute("ALTER TABLE pointers ENABLE TRIGGER pointers_doorbell_insert")
-    await insert_pointers(conn, page, 1000)
-    await conn.execute("ANALYZE pointers")
-    from pgqueue_enricher.sqlfiles import query
-
-    # Plain EXPLAIN plans the claim without running it: nothing is claimed.
-    plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query("pointers_claim"), 3, "w", 60.0))
-    assert "idx_pointers_enrichment_turn" in plan, plan
-    assert "Seq Scan on pointers" not in plan, plan

@@ -7,7 +7,7 @@ import pytest
 
 from pgqueue_enricher import queue
 from pgqueue_enricher.sqlfiles import blocks
-from tests.helpers import insert_pointers, make_page, seed_large_queue
+from tests.helpers import insert_pointers, make_page
 
 
 async def claimed_titles(conn: asyncpg.Connection, limit: int) -> list[str]:
@@ -139,26 +139,3 @@ async def test_rerunning_the_living_scheduling_sql_changes_no_function_or_trigge
     assert len(before) == 4
     await conn.execute(blocks("scheduling.sql")["upgrade"])
     assert await conn.fetch(definitions) == before
-
-
-@pytest.mark.slow
-async def test_the_fair_claim_reads_indexes_only_on_a_production_sized_table(
-    conn: asyncpg.Connection,
-) -> None:
-    await seed_large_queue(conn)
-    from pgqueue_enricher.sqlfiles import query
-
-    for limit in (1, 4, 32):
-        # EXPLAIN without ANALYZE plans the claim without running it: nothing is claimed.
-        plan = "\n".join(
-            r[0] for r in await conn.fetch("EXPLAIN " + query("pointers_claim"), limit, "w", 60.0)
-        )
-        assert "Seq Scan on pointers" not in plan, plan
-        assert plan.count("idx_pointers_enrichment_turn") == 2, plan
-    # And one real claim takes the interactive lane's first turn, spread over projects.
-    claimed = await queue.claim(conn, 8, "w", 60)
-    assert {p.lane for p in claimed} == {"interactive"}
-    projects = await conn.fetchval(
-        "SELECT count(DISTINCT enrichment_project_id) FROM pointers WHERE enrichment_status = 'processing'"
-    )
-    assert projects == 8
