@@ -36,7 +36,8 @@ from bench.common import (  # noqa: E402
     seed_pointers,
 )
 from pgqueue_enricher import queue  # noqa: E402
-from pgqueue_enricher.worker import Worker, keep_session  # noqa: E402
+from pgqueue_enricher.connections import keep_session, statement_cache_size  # noqa: E402
+from pgqueue_enricher.worker import Worker  # noqa: E402
 
 # Metadata of the size the worker writes (usage, timings, provider, stage...).
 METADATA = {
@@ -52,8 +53,12 @@ METADATA = {
 
 async def raw_sql(url: str, count: int, concurrency: int) -> float:
     await seed_pointers(url, count)
-    pool = await asyncpg.create_pool(
-        url, min_size=concurrency, max_size=concurrency, statement_cache_size=0, reset=keep_session
+    pool = await asyncpg.create_pool(  # connected as the worker's pool is (prepared on a direct session)
+        url,
+        min_size=concurrency,
+        max_size=concurrency,
+        statement_cache_size=await statement_cache_size(url),
+        reset=keep_session,
     )
 
     async def slot(n: int) -> None:

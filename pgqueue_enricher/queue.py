@@ -1,9 +1,9 @@
 """Every database access of the worker and the CLI, one function per named statement.
 
 The statements live in sql/queries.sql. Functions take anything asyncpg can execute on (a
-pool or a connection); none of them prepares statements by name, so they also work through
-a transaction pooler (Supabase's port 6543) where the pool is opened with
-`statement_cache_size=0`.
+pool or a connection); none of them relies on a prepared statement surviving a transaction,
+so they also work through a transaction pooler (Supabase's port 6543), where the worker's
+pool prepares nothing (pgqueue_enricher.connections).
 """
 
 from __future__ import annotations

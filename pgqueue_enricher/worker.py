@@ -25,6 +25,7 @@ import asyncpg
 from pgqueue_enricher import queue
 from pgqueue_enricher.admission import Admission
 from pgqueue_enricher.aio import end_tasks, set_within, supervised
+from pgqueue_enricher.connections import keep_session, statement_cache_size
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
 from pgqueue_enricher.health import LoopWatch
@@ -43,17 +44,6 @@ from pgqueue_enricher.sqlfiles import query
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
 log = get_logger("pgqueue_enricher.worker")
-
-
-async def keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset hook: nothing to undo, so no extra round trip on every release.
-
-    asyncpg's default reset runs "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
-    RESET ALL" each time a connection goes back to the pool: one more round trip per
-    statement. The worker's pooled statements take no advisory locks, open no cursors,
-    LISTEN on no pooled connection (the listener has its own) and SET nothing; asyncpg
-    still rolls back an open transaction before calling this hook.
-    """
 
 
 def default_worker_id() -> str:
@@ -107,17 +97,21 @@ class Worker:
         backoff = 0.5
         while True:
             try:
-                return await asyncpg.create_pool(
-                    self.settings.require_database_url(),
+                url = self.settings.require_database_url()
+                cache_size = await statement_cache_size(url)
+                pool = await asyncpg.create_pool(
+                    url,
                     min_size=1,
                     # The claim loop, the heartbeat and every in-flight write-back; with the
                     # listener that is PASS2_MAX_CONCURRENT + 2 connections at most.
                     max_size=self.settings.pass2_max_concurrent + 1,
-                    statement_cache_size=0,
+                    statement_cache_size=cache_size,
                     server_settings={"application_name": f"pgqueue-enricher:{self.worker_id}"},
                     timeout=10,
                     reset=keep_session,
                 )
+                log.info("pool_opened", prepared_statements=cache_size > 0)
+                return pool
             except DB_UNAVAILABLE as exc:
                 if not is_outage(exc):
                     raise as_fault(exc) from exc

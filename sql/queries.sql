@@ -233,6 +233,11 @@ SELECT seed_default_experience($1::uuid) AS n;
 -- The same call in SQLAlchemy's named-parameter style, for host code with a Session.
 SELECT seed_default_experience(CAST(:project_id AS uuid)) AS n;
 
+-- name: session_backend_pid
+-- The backend's own process id: a pooler reports another one at startup
+-- (pgqueue_enricher.connections), which is how the worker knows to prepare nothing.
+SELECT pg_backend_pid();
+
 -- name: listener_ping
 -- The listener's health round trip ($1 its private channel), sent from a pool connection:
 -- it must reach the listening session, which a transaction pooler would not let it do.

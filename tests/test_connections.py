@@ -1,0 +1,45 @@
+"""Prepared statements: on for a direct session, off through a transaction pooler."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from pgqueue_enricher.connections import STATEMENT_CACHE_SIZE, statement_cache_size
+from pgqueue_enricher.settings import Settings
+from tests.fakes.server import FakeServer
+from tests.harness import RowWatcher, running_worker, worker_settings
+from tests.helpers import insert_pointers, make_page
+from tests.pooler import PgBouncer
+
+
+async def test_a_direct_connection_gets_the_statement_cache_and_a_transaction_pooler_does_not(
+    db_url: str, pooler: PgBouncer
+) -> None:
+    assert await statement_cache_size(db_url) == STATEMENT_CACHE_SIZE
+    # PgBouncer in transaction mode, as Supabase's port 6543: a prepared name would be sent
+    # to server sessions that never saw it.
+    assert await statement_cache_size(pooler.url(db_url)) == 0
+
+
+async def test_a_worker_on_a_direct_connection_claims_with_a_prepared_statement(
+    db_url: str, provider_settings: Settings, crops: FakeServer, conn: asyncpg.Connection, watcher: RowWatcher
+) -> None:
+    _, page = await make_page(conn)
+    settings = worker_settings(provider_settings, db_url)
+    async with running_worker(settings, worker_id="prepared") as worker:
+        await insert_pointers(conn, page, 3)
+        assert set((await watcher.until_final(3, timeout=30)).values()) == {"complete"}
+        assert worker.pool is not None
+        # Every connection the pool holds at once, so the one that ran the claim is among them.
+        held = [await worker.pool.acquire() for _ in range(worker.pool.get_size())]
+        try:
+            prepared = await asyncio.gather(
+                *(c.fetch("SELECT statement FROM pg_prepared_statements") for c in held)
+            )
+        finally:
+            for connection in held:
+                await worker.pool.release(connection)
+    statements = [row["statement"] for rows in prepared for row in rows]
+    assert any("FOR UPDATE SKIP LOCKED" in statement for statement in statements), statements
