@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 $(VENV): $(STAMP)
 
+# Two processes, each with its own embedded Postgres; a file's tests stay together, so a
+# module-scoped or session-scoped table (tests/test_claim_plan.py) is built once.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check pgqueue_enricher tests bench alembic
