@@ -224,6 +224,7 @@ class Admission:
         self.rejected: Counter[str] = Counter()
         self.waited: Counter[str] = Counter()
         self.available = False  # the table exists (a database migrated to 0007 or later)
+        self.permit_function = False  # pgqueue_enricher_acquire_permits is callable (0011 or later)
         # Per provider: the permit statements, coalesced, and the success bookkeeping, likewise.
         self.permits = {name: ProviderPermits(self._charger(name)) for name in PROVIDERS}
         self.successes = {name: SingleFlight(self._succeeder(name)) for name in PROVIDERS}
@@ -236,6 +237,7 @@ class Admission:
             for provider, (rpm, tpm) in self.limits.items():
                 await self.db(_configure, provider, rpm, tpm)
             await self.refresh()
+            self.permit_function = await self.db(_permit_function_callable)
             self.available = True
         except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError) as exc:
             log.warning(
@@ -363,7 +365,9 @@ class Admission:
                 share = INCREASE_SHARE * state.quota_rpm
             else:  # no quota named: grow with the rate, so that a cut is made good within seconds
                 share = max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
-            rows = await self.db(_acquire_batch, provider, asks, MAX_HOLD_S, HEADROOM, share, correction)
+            rows = await self.db(
+                _acquire_batch, provider, asks, MAX_HOLD_S, HEADROOM, share, correction, self.permit_function
+            )
             grants = [
                 Grant(
                     reserved=bool(row["reserved"]),
@@ -563,10 +567,16 @@ async def _acquire_batch(
     headroom: float,
     increase: float,
     correction: int,
+    function: bool = True,
 ) -> list[asyncpg.Record]:
-    return await db.fetch(
-        query("provider_state_acquire"), provider, tokens, max_hold, headroom, increase, correction
-    )
+    """The permits of a batch: through the function that keeps its plan (0011), or else the
+    same statement parsed and planned on every call."""
+    name = "provider_permits_acquire" if function else "provider_state_acquire"
+    return await db.fetch(query(name), provider, tokens, max_hold, headroom, increase, correction)
+
+
+async def _permit_function_callable(db: Executor) -> bool:
+    return bool(await db.fetchval(query("provider_permits_callable")))
 
 
 async def _acquire(
