@@ -365,9 +365,12 @@ class Admission:
                 share = INCREASE_SHARE * state.quota_rpm
             else:  # no quota named: grow with the rate, so that a cut is made good within seconds
                 share = max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
-            rows = await self.db(
-                _acquire_batch, provider, asks, MAX_HOLD_S, HEADROOM, share, correction, self.permit_function
-            )
+            args = (provider, asks, MAX_HOLD_S, HEADROOM, share, correction)
+            try:
+                rows = await self.db(_acquire_batch, *args, self.permit_function)
+            except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
+                self.permit_function = False
+                rows = await self.db(_acquire_batch, *args, False)
             grants = [
                 Grant(
                     reserved=bool(row["reserved"]),

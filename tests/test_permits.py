@@ -343,3 +343,19 @@ async def test_a_worker_draws_its_permits_through_the_function_when_it_may(pool:
             assert not await admission._permit_function_callable(conn)
         finally:
             await conn.execute("RESET ROLE; DROP OWNED BY pgqe_no_function; DROP ROLE pgqe_no_function")
+
+
+async def test_a_worker_whose_function_went_away_draws_its_permits_with_the_statement(
+    pool: asyncpg.Pool,
+) -> None:
+    gate, statements = gate_for(pool, "w1", pass2_gemini_rpm=6000)
+    await gate.start()
+    assert gate.permit_function
+    await pool.execute(
+        "DROP FUNCTION pgqueue_enricher_acquire_permits(text, double precision[], double precision,"
+        " double precision, double precision, double precision)"
+    )
+    permit = await gate.admit("gemini", 1000)
+    assert permit.slot is not None and not gate.permit_function
+    assert statements.batches == [[1000]], "the refused function call is not counted, the statement is"
+    assert (await read_states(pool))["gemini"].admitted_total == 1
