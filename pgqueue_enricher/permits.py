@@ -76,7 +76,7 @@ class SingleFlight(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._task is None:
+        if self._task is None or self._task.done():  # done: ended with a loop that closed
             self._task = asyncio.create_task(self._drain(), name="pgqe-single-flight")
         return await future
 
