@@ -5,9 +5,11 @@ call lives in one row per provider (`pgqueue_enricher_provider_state`, sql/admis
 that every worker of every machine reads and updates with short statements:
 
 - the gate: with a limit configured (PASS2_GEMINI_RPM/TPM, PASS2_VOYAGE_RPM/TPM) or learnt
-  from a 429 (the adaptive rate), each call first reserves its own slot with one statement
-  and then sleeps until it, holding no database connection, so waiters start in slot order;
-  with neither, and nothing paused, a call costs no statement at all;
+  from a 429 (the adaptive rate), each call first reserves its own slot and then sleeps until
+  it, holding no database connection, so waiters start in slot order; the calls of one worker
+  that ask while its previous permit statement runs share the next one, and token corrections
+  ride along with it (permits.py says why and what that keeps); with neither limit, and
+  nothing paused, a call costs no statement at all;
 - adaptive: a quota refusal lowers the shared rate (multiplicative decrease, once per
   epoch) and every admitted call raises it a little (additive increase), capped by the quota
   the provider names in its QuotaFailure;
@@ -24,6 +26,7 @@ and gives rows back with their attempt when a failure `gives_attempt_back`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -37,6 +40,7 @@ import asyncpg
 
 from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
+from pgqueue_enricher.permits import Grant, ProviderPermits, SingleFlight
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.settings import Settings
@@ -185,6 +189,7 @@ class Permit:
     provider: str
     epoch: int
     tokens: int
+    slot: datetime | None = None  # the call's slot in the shared schedule (None: not gated)
 
 
 def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
@@ -219,6 +224,10 @@ class Admission:
         self.rejected: Counter[str] = Counter()
         self.waited: Counter[str] = Counter()
         self.available = False  # the table exists (a database migrated to 0007 or later)
+        self.permit_function = False  # pgqueue_enricher_acquire_permits is callable (0011 or later)
+        # Per provider: the permit statements, coalesced, and the success bookkeeping, likewise.
+        self.permits = {name: ProviderPermits(self._charger(name)) for name in PROVIDERS}
+        self.successes = {name: SingleFlight(self._succeeder(name)) for name in PROVIDERS}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -228,6 +237,7 @@ class Admission:
             for provider, (rpm, tpm) in self.limits.items():
                 await self.db(_configure, provider, rpm, tpm)
             await self.refresh()
+            self.permit_function = await self.db(_permit_function_callable)
             self.available = True
         except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError) as exc:
             log.warning(
@@ -253,9 +263,18 @@ class Admission:
 
         while self.available and not await set_within(closing, REFRESH_S):
             try:
+                await self.flush()
                 await self.refresh()
             except Exception as exc:  # noqa: BLE001 - a missed refresh only delays what we learn
                 log.debug("admission_refresh_failed", reason=f"{type(exc).__name__}")
+        if self.available:
+            with contextlib.suppress(Exception):  # the last corrections, while the pool is open
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Charge the token corrections no permit statement has carried yet to the shared row."""
+        for permits in self.permits.values():
+            await permits.flush()
 
     def wrap(self, providers: Providers) -> Providers:
         """The same providers, with the gate in front of the ones it knows (Gemini, Voyage)."""
@@ -316,21 +335,16 @@ class Admission:
             )
         if not self.available or not state.gated or probing:
             return Permit(provider, state.epoch, 0)
-        if state.quota_rpm:
-            share = INCREASE_SHARE * state.quota_rpm
-        else:  # no quota named: grow with the rate, so that a cut is made good within seconds
-            share = max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
-        row = await self.db(_acquire, provider, tokens, MAX_HOLD_S, HEADROOM, share)
-        wait = max(float(row["wait_s"] or 0.0), 0.0)
-        if row["paused"] and not probing:
-            await self.refresh()
+        grant = await self.permits[provider].reserve(tokens)
+        wait = max(grant.wait_s, 0.0)
+        if grant.paused:
             raise TransientFailure(
                 "provider_paused",
                 f"{provider} is paused for the whole fleet",
                 scope="systemic",
                 provider=provider,
             )
-        if not row["reserved"]:
+        if not grant.reserved:
             self.waited[provider] += 1
             raise TransientFailure(
                 "gate_wait",
@@ -341,18 +355,61 @@ class Admission:
             )
         if wait > 0:
             await asyncio.sleep(wait)
-        return Permit(provider, int(row["epoch"]), tokens)
+        return Permit(provider, grant.epoch, tokens, grant.slot)
+
+    def _charger(self, provider: str) -> Callable[[list[int], int], Awaitable[list[Grant]]]:
+        async def charge(asks: list[int], correction: int) -> list[Grant]:
+            """One permit statement: the slots of `asks`, after charging `correction` tokens."""
+            state = self.states[provider]
+            if state.quota_rpm:
+                share = INCREASE_SHARE * state.quota_rpm
+            else:  # no quota named: grow with the rate, so that a cut is made good within seconds
+                share = max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
+            args = (provider, asks, MAX_HOLD_S, HEADROOM, share, correction)
+            try:
+                rows = await self.db(_acquire_batch, *args, self.permit_function)
+            except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
+                self.permit_function = False
+                rows = await self.db(_acquire_batch, *args, False)
+            grants = [
+                Grant(
+                    reserved=bool(row["reserved"]),
+                    wait_s=float(row["wait_s"] or 0.0),
+                    slot=row["slot"],
+                    paused=bool(row["paused"]),
+                    epoch=int(row["epoch"]),
+                )
+                for row in rows
+            ]
+            if any(grant.paused for grant in grants):
+                await self.refresh()  # paused elsewhere: learn the reason once for the batch
+            return grants
+
+        return charge
 
     async def succeeded(self, permit: Permit, tokens_used: int | None) -> None:
         state = self.states[permit.provider]
         if not self.available:
             return
         if state.tpm_limit is not None and tokens_used is not None and permit.tokens:
-            await self.db(_correct_tokens, permit.provider, tokens_used - permit.tokens, HEADROOM)
+            # No statement of its own: the next permit statement (or the refresh loop) charges it.
+            self.permits[permit.provider].correct(tokens_used - permit.tokens)
         if state.consecutive_failures or state.paused:
             await self._succeed(permit.provider)
 
     async def _succeed(self, provider: str) -> None:
+        """The run of failures ends (and a pause is lifted): one statement for the successes that
+        came while the last one ran."""
+        await self.successes[provider].submit(None)
+
+    def _succeeder(self, provider: str) -> Callable[[list[None]], Awaitable[list[None]]]:
+        async def succeed(items: list[None]) -> list[None]:
+            await self._record_success(provider)
+            return [None] * len(items)
+
+        return succeed
+
+    async def _record_success(self, provider: str) -> None:
         row = await self.db(_succeed, provider)
         self.states[provider] = replace(
             self.states[provider],
@@ -451,6 +508,14 @@ class Admission:
         lines = [
             "# TYPE pgqe_provider_calls_total counter",
             *(f'pgqe_provider_calls_total{{provider="{p}"}} {self.calls[p]}' for p in PROVIDERS),
+            # Permits drawn and the statements they cost (the batch size is their ratio).
+            "# TYPE pgqe_provider_permits_total counter",
+            *(f'pgqe_provider_permits_total{{provider="{p}"}} {self.permits[p].permits}' for p in PROVIDERS),
+            "# TYPE pgqe_provider_permit_statements_total counter",
+            *(
+                f'pgqe_provider_permit_statements_total{{provider="{p}"}} {self.permits[p].statements}'
+                for p in PROVIDERS
+            ),
             "# TYPE pgqe_provider_rejected_total counter",
             *(f'pgqe_provider_rejected_total{{provider="{p}"}} {self.rejected[p]}' for p in PROVIDERS),
             "# TYPE pgqe_provider_rejected_per_minute gauge",
@@ -497,14 +562,32 @@ async def _configure(db: Executor, provider: str, rpm: float | None, tpm: float 
     await db.execute(query("provider_state_configure"), provider, rpm, tpm)
 
 
+async def _acquire_batch(
+    db: Executor,
+    provider: str,
+    tokens: list[int],
+    max_hold: float,
+    headroom: float,
+    increase: float,
+    correction: int,
+    function: bool = True,
+) -> list[asyncpg.Record]:
+    """The permits of a batch: through the function that keeps its plan (0011), or else the
+    same statement parsed and planned on every call."""
+    name = "provider_permits_acquire" if function else "provider_state_acquire"
+    return await db.fetch(query(name), provider, tokens, max_hold, headroom, increase, correction)
+
+
+async def _permit_function_callable(db: Executor) -> bool:
+    return bool(await db.fetchval(query("provider_permits_callable")))
+
+
 async def _acquire(
     db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
 ) -> asyncpg.Record:
-    return await db.fetchrow(query("provider_state_acquire"), provider, tokens, max_hold, headroom, increase)
-
-
-async def _correct_tokens(db: Executor, provider: str, delta: int, headroom: float) -> None:
-    await db.execute(query("provider_state_correct_tokens"), provider, delta, headroom)
+    """One call's permit in a statement of its own (what a batch of one is)."""
+    (row,) = await _acquire_batch(db, provider, [tokens], max_hold, headroom, increase, 0)
+    return row
 
 
 async def _throttle(

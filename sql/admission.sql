@@ -1,7 +1,8 @@
 -- Provider admission: one row per provider in pgqueue_enricher_provider_state (created by
 -- migration 0007) holds the fleet's gate and pause. Every worker of every machine draws its
--- permits from that row with one short statement, and reads it twice a second; nothing else
--- is shared. From psql:
+-- permits from that row with short statements (one for all the calls that asked while the
+-- worker's previous one ran: pgqueue_enricher/permits.py), and reads it twice a second;
+-- nothing else is shared. From psql:
 --   SELECT * FROM pgqueue_enricher_provider_state;            -- limits, admitted rate, pause
 --   UPDATE pgqueue_enricher_provider_state SET rpm_limit = 900 WHERE provider = 'gemini';
 --   SELECT pgqueue_enricher_resume_provider('gemini');        -- lift a pause by hand
@@ -53,8 +54,112 @@ BEGIN
 END
 $$;
 
+-- The permits of a batch of calls (provider_state_acquire below, which says what it does and
+-- why, as a function): plpgsql keeps the statement's plan for the session, where the workers'
+-- pools (no statement cache, for poolers) would parse and plan the statement on every call,
+-- which cost more than running it.
+CREATE OR REPLACE FUNCTION public.pgqueue_enricher_acquire_permits(
+    provider_name text,
+    call_tokens double precision[],
+    max_hold_s double precision,
+    headroom double precision,
+    increase_rpm double precision,
+    token_correction double precision
+) RETURNS TABLE (n bigint, slot timestamptz, wait_s double precision, reserved boolean, paused boolean, epoch bigint)
+LANGUAGE plpgsql
+SET search_path = ''
+AS $$
+#variable_conflict use_column
+BEGIN
+    -- This transaction's commit does not wait for the WAL flush (sql/admission.sql says why).
+    PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+    RETURN QUERY
+    WITH locked AS (
+        SELECT p.provider, p.rpm_limit, p.admitted_rpm, p.quota_rpm, p.next_free_at,
+               p.tpm_limit * headroom AS tpm,
+               CASE WHEN p.tpm_limit IS NULL THEN p.tokens_free_at
+                   ELSE p.tokens_free_at
+                       + pg_catalog.make_interval(secs => token_correction * 60.0 / (p.tpm_limit * headroom))
+               END AS tokens_free_at,
+               p.paused_since IS NOT NULL AS paused,
+               p.throttle_epoch
+        FROM public.pgqueue_enricher_provider_state AS p
+        WHERE p.provider = provider_name
+        FOR UPDATE
+    ), calls AS (
+        SELECT c.n, c.tokens,
+               least(l.rpm_limit, CASE WHEN c.n = 1 OR l.admitted_rpm IS NULL THEN l.admitted_rpm
+                   ELSE least(l.admitted_rpm + (c.n - 1) * increase_rpm,
+                              coalesce(l.quota_rpm, l.admitted_rpm + (c.n - 1) * increase_rpm)) END) * headroom
+                   AS rpm
+        FROM locked AS l, pg_catalog.unnest(call_tokens) WITH ORDINALITY AS c (tokens, n)
+    ), gaps AS (
+        SELECT c.n, c.tokens, c.rpm,
+               greatest(coalesce(60.0 / c.rpm, 0), coalesce(c.tokens * 60.0 / l.tpm, 0)) AS gap
+        FROM calls AS c, locked AS l
+    ), decided AS (
+        SELECT s.n, s.tokens, s.rpm, s.slot,
+               s.open AND s.slot <= pg_catalog.now() + pg_catalog.make_interval(secs => max_hold_s) AS reserved
+        FROM (
+            SELECT g.n, g.tokens, g.rpm, NOT l.paused AS open,
+                   greatest(l.next_free_at, l.tokens_free_at, pg_catalog.now())
+                       + pg_catalog.make_interval(secs => coalesce(pg_catalog.sum(g.gap)
+                           OVER (ORDER BY g.n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS slot
+            FROM gaps AS g, locked AS l
+        ) AS s
+    ), last AS (
+        SELECT d.n, d.tokens, d.rpm, d.slot FROM decided AS d WHERE d.reserved ORDER BY d.n DESC LIMIT 1
+    ), charged AS (
+        UPDATE public.pgqueue_enricher_provider_state AS p
+        SET next_free_at = CASE WHEN last.rpm IS NULL THEN p.next_free_at
+                ELSE last.slot + pg_catalog.make_interval(secs => 60.0 / last.rpm) END,
+            tokens_free_at = CASE WHEN l.tpm IS NULL THEN p.tokens_free_at
+                WHEN last.n IS NULL THEN l.tokens_free_at
+                ELSE last.slot + pg_catalog.make_interval(secs => last.tokens * 60.0 / l.tpm) END,
+            admitted_rpm = CASE WHEN p.admitted_rpm IS NULL OR last.n IS NULL THEN p.admitted_rpm
+                ELSE least(p.admitted_rpm + last.n * increase_rpm,
+                           coalesce(p.quota_rpm, p.admitted_rpm + last.n * increase_rpm)) END,
+            admitted_total = p.admitted_total + coalesce(last.n, 0)
+        FROM locked AS l LEFT JOIN last ON true
+        WHERE p.provider = l.provider AND (last.n IS NOT NULL OR token_correction <> 0)
+        RETURNING p.provider
+    )
+    SELECT d.n, d.slot,
+           extract(epoch FROM CASE WHEN d.reserved THEN d.slot
+               ELSE pg_catalog.min(d.slot) FILTER (WHERE NOT d.reserved) OVER () END - pg_catalog.now())::float8,
+           d.reserved, l.paused, l.throttle_epoch
+    FROM decided AS d, locked AS l
+    ORDER BY d.n;
+END
+$$;
+
+-- Privileges as 0007's function: where Supabase's Data API roles exist, only the owner and
+-- service_role may call it (a worker role of the operator's own is granted it with the table).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname IN ('anon', 'authenticated')) THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_acquire_permits(text, double precision[],
+            double precision, double precision, double precision, double precision) FROM PUBLIC;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'anon') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_acquire_permits(text, double precision[],
+            double precision, double precision, double precision, double precision) FROM anon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'authenticated') THEN
+        REVOKE ALL ON FUNCTION public.pgqueue_enricher_acquire_permits(text, double precision[],
+            double precision, double precision, double precision, double precision) FROM authenticated;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT ALL ON FUNCTION public.pgqueue_enricher_acquire_permits(text, double precision[],
+            double precision, double precision, double precision, double precision) TO service_role;
+    END IF;
+END
+$$;
+
 -- name: downgrade
 DROP FUNCTION IF EXISTS public.pgqueue_enricher_resume_provider(text);
+DROP FUNCTION IF EXISTS public.pgqueue_enricher_acquire_permits(text, double precision[],
+    double precision, double precision, double precision, double precision);
 
 -- name: provider_state_configure
 -- A starting worker writes its configured limits ($1 provider, $2 requests/min or NULL,
@@ -82,48 +187,102 @@ SELECT provider, rpm_limit, tpm_limit, admitted_rpm, quota_rpm, throttle_epoch,
 FROM pgqueue_enricher_provider_state
 ORDER BY provider;
 
+-- name: provider_permits_callable
+-- Whether this role may call pgqueue_enricher_acquire_permits (a database migrated to 0011,
+-- and the function granted): the workers then draw their permits through it.
+SELECT coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure(
+    'public.pgqueue_enricher_acquire_permits(text, double precision[], double precision, '
+    'double precision, double precision, double precision)')::oid, 'EXECUTE'), false);
+
+-- name: provider_permits_acquire
+-- provider_state_acquire through the function that keeps its plan (same parameters, same rows).
+SELECT n, slot, wait_s, reserved, paused, epoch
+FROM public.pgqueue_enricher_acquire_permits($1, $2::float8[], $3, $4, $5, $6);
+
 -- name: provider_state_acquire
--- One permit ($1 provider, $2 estimated input tokens, $3 longest wait in seconds worth
--- reserving, $4 headroom fraction of the limits, $5 additive increase of the adaptive rate
--- in requests/min): the slot is reserved only when it is at most $3 away and the provider
--- is not paused. Returns the wait until the slot, whether it was reserved, the pause, and
--- the throttle epoch the call is admitted under (see provider_state_throttle).
-WITH s AS (
-    SELECT provider,
-           least(rpm_limit, admitted_rpm) * $4 AS rpm,
-           tpm_limit * $4 AS tpm,
-           greatest(next_free_at, tokens_free_at, now()) AS slot,
-           paused_since IS NOT NULL AS paused,
-           throttle_epoch
-    FROM pgqueue_enricher_provider_state
-    WHERE provider = $1
-    FOR UPDATE
-), reserved AS (
+-- The permits of a batch of calls from one worker, in one statement ($1 provider, $2 the
+-- estimated input tokens of each call, in the order they asked, $3 longest wait in seconds
+-- worth reserving, $4 headroom fraction of the limits, $5 additive increase of the adaptive
+-- rate per admitted call in requests/min, $6 input tokens to charge first: what the provider
+-- counted minus what was estimated for this worker's earlier calls). Every call gets its own
+-- slot, the one it would have got with a statement of its own, in turn: a call starts when
+-- the call before it has used its share of a minute at the rate after the increases of the
+-- calls before it, and its tokens' share of the token budget. A slot is reserved only when it
+-- is at most $3 away and the provider is not paused, so the reserved calls are a prefix of
+-- the batch, and a refused call is told the first slot left. One row per call: its slot, the
+-- wait until it, whether it was reserved, the pause, and the throttle epoch the call is
+-- admitted under (see provider_state_throttle). With no calls ($2 empty) it only charges $6.
+--
+-- Its commit does not wait for the WAL flush (synchronous_commit off for this statement's own
+-- transaction only; the statement must not run inside a caller's transaction): the new
+-- schedule is visible to every worker at once all the same, and only a crash of Postgres
+-- before the WAL writer (or any worker's next ordinary commit) flushes it can lose the last
+-- reservations, about wal_writer_delay of them at most, which the gate's headroom covers.
+-- Waiting for the flush behind the queue's own 8 KB writes made a permit cost as much as a
+-- pointer write (permits.py).
+--
+-- Since revision 0011 the workers run this as the function pgqueue_enricher_acquire_permits
+-- (the upgrade block above), whose body is this statement; this copy serves a database not
+-- yet migrated to 0011, or a role not granted the function. tests/test_permits.py checks that
+-- the two give the same slots.
+WITH relaxed AS MATERIALIZED (
+    SELECT pg_catalog.set_config('synchronous_commit', 'off', true) AS synchronous_commit
+), locked AS (
+    SELECT p.provider, p.rpm_limit, p.admitted_rpm, p.quota_rpm, p.next_free_at,
+           p.tpm_limit * $4 AS tpm,
+           CASE WHEN p.tpm_limit IS NULL THEN p.tokens_free_at
+               ELSE p.tokens_free_at + make_interval(secs => $6::float8 * 60.0 / (p.tpm_limit * $4)) END
+               AS tokens_free_at,
+           p.paused_since IS NOT NULL AS paused,
+           p.throttle_epoch
+    FROM pgqueue_enricher_provider_state AS p, relaxed
+    WHERE p.provider = $1
+    FOR UPDATE OF p
+), calls AS (
+    -- The request rate call n is admitted under (least() skips a NULL: either limit alone).
+    SELECT c.n, c.tokens,
+           least(l.rpm_limit, CASE WHEN c.n = 1 OR l.admitted_rpm IS NULL THEN l.admitted_rpm
+               ELSE least(l.admitted_rpm + (c.n - 1) * $5::float8,
+                          coalesce(l.quota_rpm, l.admitted_rpm + (c.n - 1) * $5::float8)) END) * $4 AS rpm
+    FROM locked AS l, unnest($2::float8[]) WITH ORDINALITY AS c (tokens, n)
+), gaps AS (
+    -- How far call n moves the schedule on: its request share, its tokens' share, the larger.
+    SELECT c.n, c.tokens, c.rpm,
+           greatest(coalesce(60.0 / c.rpm, 0), coalesce(c.tokens * 60.0 / l.tpm, 0)) AS gap
+    FROM calls AS c, locked AS l
+), decided AS (
+    SELECT s.n, s.tokens, s.rpm, s.slot,
+           s.open AND s.slot <= now() + make_interval(secs => $3::float8) AS reserved
+    FROM (
+        SELECT g.n, g.tokens, g.rpm, NOT l.paused AS open,
+               greatest(l.next_free_at, l.tokens_free_at, now()) + make_interval(secs => coalesce(
+                   sum(g.gap) OVER (ORDER BY g.n ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))
+                   AS slot
+        FROM gaps AS g, locked AS l
+    ) AS s
+), last AS (
+    SELECT n, tokens, rpm, slot FROM decided WHERE reserved ORDER BY n DESC LIMIT 1
+), charged AS (
     UPDATE pgqueue_enricher_provider_state AS p
-    SET next_free_at = CASE WHEN s.rpm IS NULL THEN p.next_free_at
-            ELSE s.slot + make_interval(secs => 60.0 / s.rpm) END,
-        tokens_free_at = CASE WHEN s.tpm IS NULL THEN p.tokens_free_at
-            ELSE s.slot + make_interval(secs => $2::float8 * 60.0 / s.tpm) END,
-        admitted_rpm = CASE WHEN p.admitted_rpm IS NULL THEN NULL
-            ELSE least(p.admitted_rpm + $5::float8, coalesce(p.quota_rpm, p.admitted_rpm + $5::float8)) END,
-        admitted_total = p.admitted_total + 1
-    FROM s
-    WHERE p.provider = s.provider AND NOT s.paused
-      AND s.slot <= now() + make_interval(secs => $3::float8)
+    SET next_free_at = CASE WHEN last.rpm IS NULL THEN p.next_free_at
+            ELSE last.slot + make_interval(secs => 60.0 / last.rpm) END,
+        tokens_free_at = CASE WHEN l.tpm IS NULL THEN p.tokens_free_at
+            WHEN last.n IS NULL THEN l.tokens_free_at
+            ELSE last.slot + make_interval(secs => last.tokens * 60.0 / l.tpm) END,
+        admitted_rpm = CASE WHEN p.admitted_rpm IS NULL OR last.n IS NULL THEN p.admitted_rpm
+            ELSE least(p.admitted_rpm + last.n * $5::float8,
+                       coalesce(p.quota_rpm, p.admitted_rpm + last.n * $5::float8)) END,
+        admitted_total = p.admitted_total + coalesce(last.n, 0)
+    FROM locked AS l LEFT JOIN last ON true
+    WHERE p.provider = l.provider AND (last.n IS NOT NULL OR $6::float8 <> 0)
     RETURNING p.provider
 )
-SELECT extract(epoch FROM s.slot - now())::float8 AS wait_s,
-       EXISTS (SELECT 1 FROM reserved) AS reserved,
-       s.paused,
-       s.throttle_epoch AS epoch
-FROM s;
-
--- name: provider_state_correct_tokens
--- After the call ($1 provider, $2 actual minus estimated input tokens, $3 headroom): the
--- token budget is charged what the provider counted.
-UPDATE pgqueue_enricher_provider_state
-SET tokens_free_at = tokens_free_at + make_interval(secs => $2::float8 * 60.0 / (tpm_limit * $3))
-WHERE provider = $1 AND tpm_limit IS NOT NULL;
+SELECT d.n, d.slot,
+       extract(epoch FROM CASE WHEN d.reserved THEN d.slot
+           ELSE min(d.slot) FILTER (WHERE NOT d.reserved) OVER () END - now())::float8 AS wait_s,
+       d.reserved, l.paused, l.throttle_epoch AS epoch
+FROM decided AS d, locked AS l
+ORDER BY d.n;
 
 -- name: provider_state_throttle
 -- A per-minute quota refusal ($1 provider, $2 throttle epoch the refused call was admitted
