@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -185,6 +185,9 @@ class Permit:
     provider: str
     epoch: int
     tokens: int
+    # When the call was let go (monotonic): only a call begun during a pause (the probe) may
+    # lift it; one in flight since before it says nothing about the provider now.
+    at: float = field(default_factory=time.monotonic)
 
 
 def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
@@ -350,10 +353,13 @@ class Admission:
         if state.tpm_limit is not None and tokens_used is not None and permit.tokens:
             await self.db(_correct_tokens, permit.provider, tokens_used - permit.tokens, HEADROOM)
         if state.consecutive_failures or state.paused:
-            await self._succeed(permit.provider)
+            await self._succeed(permit)
 
-    async def _succeed(self, provider: str) -> None:
-        row = await self.db(_succeed, provider)
+    async def _succeed(self, permit: Permit) -> None:
+        provider = permit.provider
+        row = await self.db(_succeed, provider, time.monotonic() - permit.at)
+        if row is not None and row["paused"]:
+            return  # a call from before the pause answered: the pause stands (the probe decides)
         self.states[provider] = replace(
             self.states[provider],
             consecutive_failures=0,
@@ -381,7 +387,7 @@ class Admission:
         if failure.scope == "row":
             # The provider answered: it works, whatever the row's trouble.
             if self.states[provider].consecutive_failures or self.states[provider].paused:
-                await self._succeed(provider)
+                await self._succeed(permit)
             return
         if failure.scope == "wait":
             self.rejected[provider] += 1
@@ -531,8 +537,8 @@ async def _fail(
     )
 
 
-async def _succeed(db: Executor, provider: str) -> asyncpg.Record | None:
-    return await db.fetchrow(query("provider_state_succeed"), provider)
+async def _succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
+    return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
 
 
 async def _take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
