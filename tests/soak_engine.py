@@ -147,6 +147,7 @@ class SoakConfig:
     kill_every: float = 3.0  # mean seconds between SIGKILLs (jittered ±30 %)
     terminate_every: float = 8.0  # mean seconds between pg_terminate_backend rounds
     max_kills: int | None = None
+    kill_after_up: bool = True  # the next kill's wait starts once the last replacement is up
     max_terminations: int | None = None
     chaos_until: float = 0.95  # stop killing once this fraction of rows is final ...
     chaos_seconds: float | None = None  # ... or after this long (default: 60 % of max_seconds)
@@ -593,6 +594,8 @@ class Chaos:
             self.kills += 1
             self.last_fault_at = time.time()
             self.log(f"SIGKILL {worker_id} (kill {self.kills})")
+            if not self.config.kill_after_up:
+                continue
             # The next kill's wait starts once the replacement is up: on a loaded machine a
             # worker takes seconds to start, and kills faster than that only stall the fleet.
             replacement = self.fleet.slots[slot]

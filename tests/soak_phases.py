@@ -227,7 +227,7 @@ class OutagePhase:
     refused: int = 0  # calls answered with the outage's fault
     paused_after: float | None = None  # seconds from the outage's start to the fleet's pause
     pauses: int = 0
-    probes_down: int = 0  # probes taken while Gemini was still down (each must fail)
+    probes_down: int = 0  # probes taken while Gemini was still down
     probes_up: int = 0  # probes taken after it came back, up to the resume
     resumed_after: float | None = None  # seconds from the recovery to the lifted pause
     resumed_by_probe: bool = False
@@ -235,6 +235,10 @@ class OutagePhase:
     stray: list[str] = field(default_factory=list)  # pause events outside the phase
     kills: int = 0
     terminations: int = 0
+
+    @property
+    def probes(self) -> int:
+        return self.probes_down + self.probes_up
 
     def line(self) -> str:
         if not self.ran:
@@ -248,7 +252,7 @@ class OutagePhase:
         return (
             f"Gemini {self.mode} for {self.seconds:.1f} s: {self.refused} calls refused; fleet paused "
             f"{paused} ({self.pauses} pause{'s' if self.pauses != 1 else ''}); "
-            f"{self.probes_down} probes failed while down, {self.probes_up} after; {resumed}"
+            f"{self.probes_down} probes taken while down, {self.probes_up} after; {resumed}"
             f"{' by a probe' if self.resumed_by_probe else ''}; "
             f"{self.kills} kills, {self.terminations} terminations meanwhile"
             + (f"; also {', '.join(self.stray)} outside the phase" if self.stray else "")
@@ -414,9 +418,10 @@ class Phases:
                     phase.probes_down += 1
                 else:
                     phase.probes_up += 1
-        # Lifted by a probe: while paused only the prober claims, and one was taken after the
-        # recovery, before the resume (in-flight calls of before the pause ended long before).
-        phase.resumed_by_probe = lifted is not None and phase.probes_up > 0
+        # Lifted by a probe: only a call begun during the pause may lift it (provider_state_succeed),
+        # and while paused only the prober claims; the resume names the worker that probed last.
+        prober = next((r["worker"] for r in rows if r["event"] == "resumed" and r["at"] == lifted), None)
+        phase.resumed_by_probe = lifted is not None and prober is not None and phase.probes > 0
 
 
 def phase_checks(quota: QuotaPhase, outage: OutagePhase, failed_by_phase: int) -> list[tuple[str, bool, str]]:
