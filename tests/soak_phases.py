@@ -204,7 +204,8 @@ class QuotaPhase:
     def quota_rpm(self) -> float:
         return self.calls * 60 / self.window
 
-    def line(self) -> str:
+    def line(self, judged: bool = True) -> str:
+        """The phase in words; `judged=False` while the run goes on (late refusals not yet counted)."""
         if not self.ran:
             return "did not run"
         goodput = self.accepted / max(self.seconds, 1e-6) / (self.calls / self.window)
@@ -213,8 +214,9 @@ class QuotaPhase:
         return (
             f"{self.calls} calls/{self.window:g} s for {self.seconds:.1f} s: {self.refused} calls refused, "
             f"{self.accepted} accepted ({goodput:.2f} of the quota); learnt quota {named}, "
-            f"admitted rate {admitted} (restored after; {self.late} late refusals forgotten); "
-            f"{self.rows_final} rows final, "
+            f"admitted rate {admitted} (restored after"
+            + (f"; {self.late} late refusals forgotten); " if judged else "); ")
+            + f"{self.rows_final} rows final, "
             f"{self.kills} kills, {self.terminations} terminations meanwhile"
         )
 
@@ -240,7 +242,9 @@ class OutagePhase:
     def probes(self) -> int:
         return self.probes_down + self.probes_up
 
-    def line(self) -> str:
+    def line(self, judged: bool = True) -> str:
+        """The phase in words; `judged=False` while the run goes on (pauses and probes are
+        counted from the trigger's record at the end)."""
         if not self.ran:
             return "did not run"
         paused = "never" if self.paused_after is None else f"{self.paused_after:.1f} s after it began"
@@ -249,6 +253,11 @@ class OutagePhase:
             if self.resumed_after is None
             else f"lifted {self.resumed_after:.1f} s after recovery"
         )
+        if not judged:
+            return (
+                f"Gemini {self.mode} for {self.seconds:.1f} s: {self.refused} calls refused; fleet paused "
+                f"{paused}; {resumed}; {self.kills} kills, {self.terminations} terminations meanwhile"
+            )
         return (
             f"Gemini {self.mode} for {self.seconds:.1f} s: {self.refused} calls refused; fleet paused "
             f"{paused} ({self.pauses} pause{'s' if self.pauses != 1 else ''}); "
@@ -351,7 +360,7 @@ class Phases:
         phase.named_rpm, phase.admitted_rpm = state["quota_rpm"], state["admitted_rpm"]
         phase.kills, phase.terminations = self.chaos.kills - kills, self.chaos.terminations - terms
         phase.rows_final = self.final_count() - final
-        self.say(f"quota phase over: {phase.line()}")
+        self.say(f"quota phase over: {phase.line(judged=False)}")
 
     async def _outage_phase(self, deadline: float) -> None:
         s, phase = self.settings, self.outage
@@ -390,7 +399,7 @@ class Phases:
         ):
             phase.resumed_after = time.monotonic() - recovered
         phase.kills, phase.terminations = self.chaos.kills - kills, self.chaos.terminations - terms
-        self.say(f"outage phase over: {phase.line()}")
+        self.say(f"outage phase over: {phase.line(judged=False)}")
 
     async def judge(self) -> None:
         """Fill in the outage phase from the trigger's record: probes, and who lifted the pause."""
