@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -190,6 +190,9 @@ class Permit:
     epoch: int
     tokens: int
     slot: datetime | None = None  # the call's slot in the shared schedule (None: not gated)
+    # When the call was let go (monotonic): only a call begun during a pause (the probe) may
+    # lift it; one in flight since before it says nothing about the provider now.
+    at: float = field(default_factory=time.monotonic)
 
 
 def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
@@ -395,22 +398,26 @@ class Admission:
             # No statement of its own: the next permit statement (or the refresh loop) charges it.
             self.permits[permit.provider].correct(tokens_used - permit.tokens)
         if state.consecutive_failures or state.paused:
-            await self._succeed(permit.provider)
+            await self._succeed(permit)
 
-    async def _succeed(self, provider: str) -> None:
+    async def _succeed(self, permit: Permit) -> None:
         """The run of failures ends (and a pause is lifted): one statement for the successes that
         came while the last one ran."""
-        await self.successes[provider].submit(None)
+        await self.successes[permit.provider].submit(permit.at)
 
-    def _succeeder(self, provider: str) -> Callable[[list[None]], Awaitable[list[None]]]:
-        async def succeed(items: list[None]) -> list[None]:
-            await self._record_success(provider)
-            return [None] * len(items)
+    def _succeeder(self, provider: str) -> Callable[[list[float]], Awaitable[list[None]]]:
+        async def succeed(let_go_at: list[float]) -> list[None]:
+            # The youngest call of the batch speaks for it: if it began during the pause (the
+            # probe), the pause may be lifted; older ones alone may not.
+            await self._record_success(provider, time.monotonic() - max(let_go_at))
+            return [None] * len(let_go_at)
 
         return succeed
 
-    async def _record_success(self, provider: str) -> None:
-        row = await self.db(_succeed, provider)
+    async def _record_success(self, provider: str, call_age_s: float) -> None:
+        row = await self.db(_succeed, provider, call_age_s)
+        if row is not None and row["paused"]:
+            return  # a call from before the pause answered: the pause stands (the probe decides)
         self.states[provider] = replace(
             self.states[provider],
             consecutive_failures=0,
@@ -438,7 +445,7 @@ class Admission:
         if failure.scope == "row":
             # The provider answered: it works, whatever the row's trouble.
             if self.states[provider].consecutive_failures or self.states[provider].paused:
-                await self._succeed(provider)
+                await self._succeed(permit)
             return
         if failure.scope == "wait":
             self.rejected[provider] += 1
@@ -614,8 +621,8 @@ async def _fail(
     )
 
 
-async def _succeed(db: Executor, provider: str) -> asyncpg.Record | None:
-    return await db.fetchrow(query("provider_state_succeed"), provider)
+async def _succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
+    return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
 
 
 async def _take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:

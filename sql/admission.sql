@@ -359,27 +359,32 @@ RETURNING p.paused_since IS NOT NULL AS paused, d.pause AS started, p.consecutiv
           extract(epoch FROM p.next_probe_at - now())::float8 AS next_probe_in_s;
 
 -- name: provider_state_succeed
--- The provider answered ($1 provider): the run of failures ends and any pause is lifted.
--- Returns whether a pause was lifted, and since when it had lasted.
+-- The provider answered ($1 provider, $2 seconds since the call was let go): the run of
+-- failures ends and any pause is lifted, but only by a call begun after the pause did (the
+-- probe): a call in flight since before it may answer during an outage and says nothing about
+-- the provider now. Returns whether a pause was lifted, since when it had lasted, and whether
+-- the provider is still paused.
 WITH old AS (
-    SELECT provider, paused_since, paused_kind
+    SELECT provider, paused_since, paused_kind,
+           paused_since IS NULL OR paused_since <= now() - make_interval(secs => $2::float8) AS lift
     FROM pgqueue_enricher_provider_state
     WHERE provider = $1
     FOR UPDATE
 )
 UPDATE pgqueue_enricher_provider_state AS p
-SET consecutive_failures = 0,
-    paused_kind = NULL,
-    paused_reason = NULL,
-    paused_since = NULL,
-    next_probe_at = NULL,
-    probe_backoff_s = NULL,
-    probe_by = NULL,
+SET consecutive_failures = CASE WHEN old.lift THEN 0 ELSE p.consecutive_failures END,
+    paused_kind = CASE WHEN old.lift THEN NULL ELSE p.paused_kind END,
+    paused_reason = CASE WHEN old.lift THEN NULL ELSE p.paused_reason END,
+    paused_since = CASE WHEN old.lift THEN NULL ELSE p.paused_since END,
+    next_probe_at = CASE WHEN old.lift THEN NULL ELSE p.next_probe_at END,
+    probe_backoff_s = CASE WHEN old.lift THEN NULL ELSE p.probe_backoff_s END,
+    probe_by = CASE WHEN old.lift THEN NULL ELSE p.probe_by END,
     updated_at = now()
 FROM old
 WHERE p.provider = old.provider
-RETURNING old.paused_since IS NOT NULL AS resumed, old.paused_kind,
-          extract(epoch FROM now() - old.paused_since)::float8 AS paused_s;
+RETURNING old.paused_since IS NOT NULL AND old.lift AS resumed, old.paused_kind,
+          extract(epoch FROM now() - old.paused_since)::float8 AS paused_s,
+          p.paused_since IS NOT NULL AS paused;
 
 -- name: provider_state_probe_take
 -- One worker of the fleet probes a paused provider ($1 provider, $2 worker, $3 longest

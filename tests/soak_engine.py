@@ -3,8 +3,11 @@
 The fake Gemini/Voyage server (its own process) answers 10 % 429 with a retry delay, 5 % 500,
 2 % timeouts and 1 % SAFETY finishes. Every few seconds a random worker is SIGKILLed and
 restarted, and at random times every worker's database connection is terminated with
-`pg_terminate_backend`. When every row is final (or the time runs out) the workers are
-stopped with SIGTERM and the run is judged from the database and the fake's counters:
+`pg_terminate_backend`. Meanwhile two provider phases run (tests/soak_phases.py): a Gemini
+quota well below the fleet's pace that the workers are not told about, and a Gemini outage
+that must pause the fleet until a probe finds Gemini back. When every row is final (or the
+time runs out) the workers are stopped with SIGTERM and the run is judged from the database
+and the fake's counters:
 
 - every row final: none left `pending` or `processing` (rows lost: 0);
 - no pointer's result written more than once (an AFTER UPDATE trigger installed in the soak
@@ -13,7 +16,11 @@ stopped with SIGTERM and the run is judged from the database and the fake's coun
   so Gemini calls may exceed attempts); one successful call per completed pointer,
   except where an attempt was lost (rescued after its lease expired: a SIGKILL between the
   answer and the checkpoint legitimately costs a second call) — counted and printed;
-- every failed row has a reason, and the reason is a SAFETY block or spent attempts;
+- every failed row has a reason, and the reason is a SAFETY block or spent attempts; none
+  names the quota or the outage (a quota refusal is a wait, a paused provider gives the
+  attempt back);
+- each phase took effect: the quota refused calls and the fleet learnt it; the outage paused
+  the fleet, and a probe lifted the pause once the fake was back;
 - every worker exits 0 on the final SIGTERM.
 
 `run_soak(config, database_url)` is one run as a coroutine: tests/test_soak.py runs a short
@@ -43,6 +50,18 @@ import asyncpg
 
 from pgqueue_enricher.demo import rows
 from tests.fakes.server import tiny_png
+from tests.soak_phases import (
+    PROVIDER_CHANNEL,
+    PROVIDER_SQL,
+    Changes,
+    OutagePhase,
+    Phases,
+    PhaseSettings,
+    ProviderEvents,
+    QuotaPhase,
+    names_a_phase,
+    phase_checks,
+)
 
 ROOT = Path(__file__).resolve().parent.parent  # the fake server runs as `python -m tests.fakes.server`
 
@@ -50,6 +69,7 @@ APP_PREFIX = "pgqueue-enricher:"  # the workers' application_name prefix (README
 SOAK_APP = "pgqe-soak"
 CROP = "crops/soak.png"
 FINAL_CHANNEL = "soak_final"  # notified by soak_track() below
+UP_CHANNEL = "soak_worker_up"  # notified by soak_track_worker() below: a worker registered
 RESCUE_TEXT = "%stopped renewing its lease%"  # pointers_rescue_expired's enrichment_error
 
 BOOKKEEPING_SQL = """
@@ -66,7 +86,7 @@ CREATE TABLE IF NOT EXISTS soak_transitions (
     error text,
     at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE OR REPLACE FUNCTION soak_track() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION soak_track() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
 BEGIN
     -- A result write: the transition to complete, or any later change of the result.
     IF NEW.enrichment_status = 'complete' AND (
@@ -88,6 +108,15 @@ BEGIN
 END $$;
 DROP TRIGGER IF EXISTS soak_track ON pointers;
 CREATE TRIGGER soak_track AFTER UPDATE ON pointers FOR EACH ROW EXECUTE FUNCTION soak_track();
+-- A worker's first heartbeat inserts its registry row: it is up (a kill now loses real work).
+CREATE OR REPLACE FUNCTION soak_track_worker() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS $$
+BEGIN
+    PERFORM pg_notify('soak_worker_up', NEW.worker_id);
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS soak_track_worker ON pgqueue_enricher_workers;
+CREATE TRIGGER soak_track_worker AFTER INSERT ON pgqueue_enricher_workers
+    FOR EACH ROW EXECUTE FUNCTION soak_track_worker();
 """
 
 POINTER_FACTS_SQL = """
@@ -118,6 +147,7 @@ class SoakConfig:
     kill_every: float = 3.0  # mean seconds between SIGKILLs (jittered ±30 %)
     terminate_every: float = 8.0  # mean seconds between pg_terminate_backend rounds
     max_kills: int | None = None
+    kill_after_up: bool = True  # the next kill's wait starts once the last replacement is up
     max_terminations: int | None = None
     chaos_until: float = 0.95  # stop killing once this fraction of rows is final ...
     chaos_seconds: float | None = None  # ... or after this long (default: 60 % of max_seconds)
@@ -137,6 +167,17 @@ class SoakConfig:
     gemini_timeout: float = 2.0
     poll_interval: float = 1.0
     shutdown_grace: float = 5.0
+    # The provider phases (tests/soak_phases.py); the workers get no PASS2_GEMINI_RPM.
+    quota_calls: int = 4  # Gemini calls the fake accepts per quota_window in the quota phase
+    quota_window: float = 1.0
+    quota_at: float = 0.10  # the quota phase begins once this share of rows is final ...
+    quota_seconds: float = 20.0  # ... and lasts this long (at least until the fleet learnt it)
+    outage_mode: str = "down"  # the fake's outage: 503 UNAVAILABLE on every Gemini call
+    outage_at: float = 0.40  # the outage begins once this share of rows is final ...
+    outage_seconds: float = 8.0  # ... and lasts this long after the fleet paused
+    probe_base: float = 1.0  # PASS2_PROBE_BASE / PASS2_PROBE_MAX of the workers
+    probe_max: float = 4.0
+    phase_timeout: float = 60.0  # the longest wait for a phase's effect (a pause, its lifting)
     log_dir: Path | None = None  # worker and fake logs (default: a temp dir, kept on failure)
     progress: bool = True
 
@@ -165,6 +206,7 @@ class SoakReport:
     failed_unexplained: int
     failed_safety: int
     failed_exhausted: int
+    failed_by_phase: int  # failed rows whose reason names the quota or the outage
     kills: int
     terminations: int
     backends_terminated: int
@@ -178,6 +220,8 @@ class SoakReport:
     throughput: float
     timed_out: bool
     log_dir: Path
+    quota: QuotaPhase
+    outage: OutagePhase
     suspects: list[str] = field(default_factory=list)  # titles of pointers that broke a check
     rescued_from_live: dict[str, int] = field(default_factory=dict)  # leases lost by live workers
     checks: list[Check] = field(default_factory=list)
@@ -217,7 +261,13 @@ class SoakReport:
                 f"({100 * self.second_ok_calls / max(complete, 1):.1f} %, {self.extra_ok_calls} extra calls; "
                 f"{self.second_ok_explained} after a lost attempt, {self.second_ok_after_kill} of a killed worker)",
             ),
-            ("failed", f"{self.failed_safety} safety, {self.failed_exhausted} attempts spent"),
+            ("quota phase", self.quota.line()),
+            ("outage phase", self.outage.line()),
+            (
+                "failed",
+                f"{self.failed_safety} safety, {self.failed_exhausted} attempts spent, "
+                f"{self.failed_by_phase} naming the quota or the outage",
+            ),
             ("rows processing", str(self.processing)),
             ("rows lost", str(self.lost)),
             ("multi-written", str(self.multi_written)),
@@ -273,6 +323,7 @@ def evaluate(report: SoakReport) -> list[Check]:
             r.failed_unexplained == 0,
             f"{r.failed_unexplained} failed for another reason",
         ),
+        *(Check(name, ok, detail) for name, ok, detail in phase_checks(r.quota, r.outage, r.failed_by_phase)),
         Check(
             "workers exit 0 on SIGTERM",
             all(code == 0 for code in r.exit_codes),
@@ -331,6 +382,16 @@ class Fleet:
         self.slots: list[tuple[str, asyncio.subprocess.Process] | None] = [None] * count
         self.generation = collections.Counter[int]()
         self.killed_ids: set[str] = set()
+        self.up: set[str] = set()  # worker ids that registered (see UP_CHANNEL)
+        self.changes = Changes()
+
+    def on_up(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.up.add(payload)
+        self.changes.changed()
+
+    def is_up(self, slot: int) -> bool:
+        entry = self.slots[slot]
+        return entry is not None and entry[0] in self.up
 
     async def start(self, slot: int) -> None:
         worker_id = f"soak-w{slot}-{self.generation[slot]}"
@@ -431,9 +492,25 @@ def worker_env(config: SoakConfig, database_url: str, base_url: str, storage_dir
         "PASS2_GEMINI_TIMEOUT": str(config.gemini_timeout),
         "PASS2_VOYAGE_TIMEOUT": str(config.gemini_timeout),
         "PASS2_SHUTDOWN_GRACE": str(config.shutdown_grace),
+        "PASS2_PROBE_BASE": str(config.probe_base),
+        "PASS2_PROBE_MAX": str(config.probe_max),
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
     }
+
+
+def phase_settings(config: SoakConfig) -> PhaseSettings:
+    return PhaseSettings(
+        quota_calls=config.quota_calls,
+        quota_window=config.quota_window,
+        quota_at=config.quota_at,
+        quota_seconds=config.quota_seconds,
+        outage_mode=config.outage_mode,
+        outage_at=config.outage_at,
+        outage_seconds=config.outage_seconds,
+        phase_timeout=config.phase_timeout,
+        pointers=config.pointers,
+    )
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -445,10 +522,12 @@ class Progress:
     def __init__(self) -> None:
         self.final: set[str] = set()
         self.changed = asyncio.Event()
+        self.changes = Changes()  # for the phases, which wait for their share of final rows
 
     def on_final(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.final.add(payload)
         self.changed.set()
+        self.changes.changed()
 
 
 async def insert_pointers(conn: asyncpg.Connection, config: SoakConfig) -> None:
@@ -486,6 +565,10 @@ class Chaos:
         self.backends = 0
         self.last_fault_at: float | None = None  # wall clock
 
+    def halt(self) -> None:
+        self.stop.set()
+        self.fleet.changes.changed()  # a killer waiting for a replacement to come up
+
     async def _pause(self, mean: float) -> bool:
         """Wait about `mean` seconds (the load pattern); False once chaos is over."""
         with contextlib.suppress(TimeoutError):
@@ -495,7 +578,8 @@ class Chaos:
     async def killer(self) -> None:
         limit = self.config.max_kills
         while (limit is None or self.kills < limit) and await self._pause(self.config.kill_every):
-            # A random worker among those holding rows, so that every kill loses work in flight.
+            # A random worker among those holding rows, so that every kill loses work in flight
+            # (none hold rows while Gemini is paused: then any worker that is up).
             holders = {
                 row["holder"]
                 for row in await self.admin.fetch(
@@ -504,11 +588,23 @@ class Chaos:
                 )
             }
             busy = [n for n, entry in enumerate(self.fleet.slots) if entry and entry[0] in holders]
-            slot = self.rng.choice(busy) if busy else self.rng.randrange(len(self.fleet.slots))
+            up = [n for n in range(len(self.fleet.slots)) if self.fleet.is_up(n)]
+            slot = self.rng.choice(busy or up or list(range(len(self.fleet.slots))))
             worker_id = await self.fleet.kill_and_restart(slot)
             self.kills += 1
             self.last_fault_at = time.time()
             self.log(f"SIGKILL {worker_id} (kill {self.kills})")
+            if not self.config.kill_after_up:
+                continue
+            # The next kill's wait starts once the replacement is up: on a loaded machine a
+            # worker takes seconds to start, and kills faster than that only stall the fleet.
+            replacement = self.fleet.slots[slot]
+            assert replacement is not None
+            new_id = replacement[0]
+            await self.fleet.changes.until(
+                lambda: new_id in self.fleet.up or self.stop.is_set(),  # noqa: B023 - awaited here
+                self.config.phase_timeout,
+            )
 
     async def terminator(self) -> None:
         limit = self.config.max_terminations
@@ -546,11 +642,15 @@ async def run_soak(config: SoakConfig, database_url: str) -> SoakReport:
     tasks: list[asyncio.Task[None]] = []
     try:
         await admin.execute(BOOKKEEPING_SQL)
+        await admin.execute(PROVIDER_SQL)
         progress = Progress()
+        events = ProviderEvents()
         await watcher.add_listener(FINAL_CHANNEL, progress.on_final)
+        await watcher.add_listener(PROVIDER_CHANNEL, events.on_event)
         _fake, base_url = await start_fake(processes, config, log_dir)
         say(f"fake providers at {base_url}; logs in {log_dir}")
         fleet = Fleet(processes, worker_env(config, database_url, base_url, storage), log_dir, config.workers)
+        await watcher.add_listener(UP_CHANNEL, fleet.on_up)
         for slot in range(config.workers):
             await fleet.start(slot)
 
@@ -562,6 +662,16 @@ async def run_soak(config: SoakConfig, database_url: str) -> SoakReport:
         chaos = Chaos(config, fleet, admin, say)
         chaos_deadline = t0 + (config.chaos_seconds or 0.6 * config.max_seconds)
         deadline = t0 + config.max_seconds
+        phases = Phases(
+            phase_settings(config),
+            base_url,
+            admin,
+            lambda: len(progress.final),
+            progress.changes,
+            events,
+            chaos,
+            say,
+        )
         next_note = time.monotonic() + 10
         timed_out = False
         while True:
@@ -573,13 +683,19 @@ async def run_soak(config: SoakConfig, database_url: str) -> SoakReport:
                 if unfinished == 0:
                     break
             if not tasks and progress.final:
-                # The workers are up and finishing rows: the faults begin.
-                tasks = [asyncio.create_task(chaos.killer()), asyncio.create_task(chaos.terminator())]
+                # The workers are up and finishing rows: the faults and the phases begin.
+                tasks = [
+                    asyncio.create_task(chaos.killer()),
+                    asyncio.create_task(chaos.terminator()),
+                    asyncio.create_task(phases.run(deadline)),
+                ]
             now = time.monotonic()
-            if not chaos.stop.is_set() and (
-                len(progress.final) >= config.chaos_until * config.pointers or now >= chaos_deadline
+            if (
+                not chaos.stop.is_set()
+                and phases.done.is_set()  # the phases run while the other faults go on
+                and (len(progress.final) >= config.chaos_until * config.pointers or now >= chaos_deadline)
             ):
-                chaos.stop.set()
+                chaos.halt()
                 say(f"faults stop: {len(progress.final)} of {config.pointers} rows final")
             if now >= next_note:
                 next_note = now + 10
@@ -592,14 +708,19 @@ async def run_soak(config: SoakConfig, database_url: str) -> SoakReport:
             # Woken by the trigger's NOTIFY; the timeout only paces the progress line.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(progress.changed.wait(), min(2.0, max(deadline - now, 0.01)))
-        chaos.stop.set()
-        await asyncio.gather(*tasks)
+        chaos.halt()
+        if tasks and not phases.done.is_set():
+            tasks[-1].cancel()  # the run is over: a phase still waiting did not take effect
+        await asyncio.gather(*tasks, return_exceptions=True)
         say(f"drained: {len(progress.final)} final; stopping workers")
         exit_codes = await fleet.stop(config.shutdown_grace)
         stats = await asyncio.to_thread(fake_stats, base_url)
         await processes.stop_all(5)
 
-        report = await analyse(admin, config, stats, chaos, fleet, exit_codes, load_started, timed_out)
+        await phases.judge()
+        report = await analyse(
+            admin, config, stats, chaos, fleet, exit_codes, load_started, timed_out, phases
+        )
         report.log_dir = log_dir
         report.checks = evaluate(report)
         if report.passed and config.log_dir is None:
@@ -624,6 +745,7 @@ async def analyse(
     exit_codes: list[int | None],
     load_started: float,
     timed_out: bool,
+    phases: Phases,
 ) -> SoakReport:
     gemini = stats["gemini"]
     ok_by_title: dict[str, int] = gemini.get("ok_by_title", {})
@@ -632,7 +754,7 @@ async def analyse(
 
     attempts_over_max = complete_without_ok = second_ok = second_explained = extra_ok = 0
     second_after_kill = 0
-    failed_without_reason = failed_unexplained = failed_safety = failed_exhausted = 0
+    failed_without_reason = failed_unexplained = failed_safety = failed_exhausted = failed_by_phase = 0
     rescues = rescues_from_killed = 0
     suspects: list[str] = []
     live_holders: collections.Counter[str] = collections.Counter()
@@ -663,6 +785,9 @@ async def analyse(
             error = (row["error"] or "").strip()
             if not error:
                 failed_without_reason += 1
+            elif names_a_phase(error):
+                failed_by_phase += 1
+                suspects.append(f"{row['title']}: {error}")
             elif "for safety" in error:
                 failed_safety += 1
             elif "gave up after" in error:
@@ -699,6 +824,7 @@ async def analyse(
         failed_unexplained=failed_unexplained,
         failed_safety=failed_safety,
         failed_exhausted=failed_exhausted,
+        failed_by_phase=failed_by_phase,
         kills=chaos.kills,
         terminations=chaos.terminations,
         backends_terminated=chaos.backends,
@@ -712,6 +838,8 @@ async def analyse(
         throughput=final / run_seconds,
         timed_out=timed_out,
         log_dir=Path("."),
+        quota=phases.quota,
+        outage=phases.outage,
         suspects=suspects[:10],
         rescued_from_live=dict(live_holders),
     )

@@ -19,7 +19,8 @@ process for multi-process soak tests (the base URL is the first line on stdout):
     python -m tests.fakes.server --port 0 --rate-429 0.1 --retry-delay 2s --latency 0.05
 
 Quota and outage modes (provider admission): `fake.gemini.quota(8, 1.0)` accepts 8 calls
-per sliding second and refuses the rest with Gemini's QuotaFailure + RetryInfo;
+per sliding second and refuses the rest with Gemini's QuotaFailure + RetryInfo (`quota(None)`
+lifts it);
 `daily_quota(reset_in)`; `outage("key_revoked" | "model_gone" | "down" | "timeout" | None)`.
 
 and drive it over HTTP: `GET /_fake/stats`, `POST /_fake/gemini/{quota|daily_quota|outage}`, `POST /_fake/objects/{bucket}/{path}` (raw
@@ -451,13 +452,14 @@ class GeminiFake(ServiceFake):
 
     # -- quota and outage modes (provider admission) --
 
-    def quota(self, calls: int, window: float, *, vertex: bool = False) -> None:
+    def quota(self, calls: int | None, window: float = 1.0, *, vertex: bool = False) -> None:
         """Accept at most `calls` calls in any `window` seconds (sliding), as a per-minute
         quota does; refused calls get Gemini's 429 with QuotaFailure (quotaId ...PerMinute...,
         quotaValue scaled to a minute) and RetryInfo (when the oldest accepted call leaves the
-        window), or with no details at all when `vertex`. Refused calls do not count."""
+        window), or with no details at all when `vertex`. Refused calls do not count.
+        `calls=None` lifts the quota (the soak's quota phase ends so)."""
         with self._lock:
-            self._quota = (int(calls), float(window), bool(vertex))
+            self._quota = None if calls is None else (int(calls), float(window), bool(vertex))
             self._accepted_at = collections.deque()
 
     def daily_quota(self, reset_in: float, allowed: int = 0) -> None:
