@@ -581,8 +581,8 @@ async def _acquire_batch(
 ) -> list[asyncpg.Record]:
     """The permits of a batch: through the function that keeps its plan (0011), or else the
     same statement parsed and planned on every call."""
-    name = "provider_permits_acquire" if function else "provider_state_acquire"
-    return await db.fetch(query(name), provider, tokens, max_hold, headroom, increase, correction)
+    statement = query("provider_permits_acquire") if function else query("provider_state_acquire")
+    return await db.fetch(statement, provider, tokens, max_hold, headroom, increase, correction)
 
 
 async def _permit_function_callable(db: Executor) -> bool:
