@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 $(VENV): $(STAMP)
 
 # Two processes, each with its own embedded Postgres; a file's tests stay together, so a
-# module-scoped or session-scoped table (tests/test_claim_plan.py) is built once.
+# session-scoped table (tests/test_claim_plan.py) is built once. Tests marked `alone` (the
+# short soak: its deadlines assume the machine is not shared) run afterwards, by themselves.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
 
 lint: $(STAMP)
 	$(BIN)/ruff check pgqueue_enricher tests bench alembic

@@ -12,6 +12,7 @@ from tests.soak_engine import SoakConfig, run_soak
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # three worker processes and a fake under chaos: it gets the machine to itself
 async def test_a_short_soak_loses_nothing_and_writes_every_result_once(db_url: str, tmp_path: Path) -> None:
     config = SoakConfig(
         pointers=100,
