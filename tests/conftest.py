@@ -120,6 +120,16 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on this test's database, for code that takes an Executor shared by tasks."""
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
 def crops(fake_server: FakeServer) -> FakeServer:
     """The fake providers, with a small valid PNG at the pointers' default png_path."""
     fake_server.storage.put(CROP, tiny_png())

@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
@@ -26,15 +25,6 @@ from tests.harness import RowWatcher, run_cli, running_worker, worker_settings
 from tests.helpers import insert_pointers, make_page, raised_failure
 
 PROVIDER_CHANNEL = "test_provider_changed"
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def admission_for(pool: asyncpg.Pool, worker_id: str, **settings: Any) -> Admission:

@@ -8,25 +8,14 @@ claiming into the outage, spending attempts, until five more failures paused it 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from pgqueue_enricher import admission
 from pgqueue_enricher.admission import Admission, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import load_settings
-
-
-@pytest.fixture
-async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def admission_for(pool: asyncpg.Pool, worker_id: str) -> Admission:
