@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher import costs, queue
-from pgqueue_enricher.models import ENRICHMENT_LANES
 from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.vocabulary import ENRICHMENT_LANES
 
 
 def _since(value: str) -> float:

@@ -30,10 +30,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
 
-ENRICHMENT_STATUSES = ("pending", "processing", "complete", "failed")
-# In claim order: every interactive row before any backfill row (sql/scheduling.sql).
-ENRICHMENT_LANES = ("interactive", "backfill")
-
 
 class Base(DeclarativeBase):
     pass

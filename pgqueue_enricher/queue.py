@@ -16,9 +16,9 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.models import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 from pgqueue_enricher.registry import live_workers
 from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.vocabulary import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
