@@ -41,7 +41,7 @@ from bench.common import (  # noqa: E402
     seed_pointers,
 )
 from pgqueue_enricher import queue  # noqa: E402
-from pgqueue_enricher.connections import keep_session, statement_cache_size  # noqa: E402
+from pgqueue_enricher.connections import keep_session, prepare_session, statement_cache_size  # noqa: E402
 from pgqueue_enricher.worker import Worker  # noqa: E402
 
 # Metadata of the size the worker writes (usage, timings, provider, stage...).
@@ -64,6 +64,7 @@ async def raw_sql(url: str, count: int, concurrency: int) -> float:
         max_size=concurrency,
         statement_cache_size=await statement_cache_size(url),
         reset=keep_session,
+        init=prepare_session,
     )
 
     async def slot(n: int) -> None:

@@ -134,6 +134,7 @@ class ProviderPermits:
         self.correction = 0  # input tokens counted minus estimated, not yet charged to the row
         self.permits = 0  # calls given a grant by a statement
         self.statements = 0  # permit statements run: permits / statements is the batch size
+        self.carried = 0  # permits drawn by the claim statement (Admission.claim), costing none
 
     async def reserve(self, tokens: int) -> Grant:
         """This call's grant, from the next permit statement (started now when none is running)."""

@@ -1,6 +1,6 @@
 """One claimed pointer from its crop to its settled row: every write of its outcome is here.
 
-Enrich: crop → description → checkpoint → embedding. Settle: complete, retry later, fail, or
+Enrich: crop → description → checkpoint, with the embedding beside it. Settle: complete, retry later, fail, or
 write nothing when the lease was lost. Every write is fenced by the claim (pointer, worker,
 attempt), so a worker that lost its lease can never overwrite the new owner's work; and each
 step that costs money is followed by a write, so that a crash or a retry never pays for the
@@ -23,7 +23,7 @@ from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.references import normalise_references
-from pgqueue_enricher.providers.types import EnrichmentInput, embedding_text
+from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, embedding_text
 from pgqueue_enricher.redact import exception_reason
 from pgqueue_enricher.retry import backoff_delay
 from pgqueue_enricher.settings import Settings
@@ -155,6 +155,7 @@ class Pipeline:
             text = embedding_text(
                 pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
             )
+            embedding = await self._embed(text, timings)
         else:
             start = time.perf_counter()
             crop = await providers.store.fetch(pointer.png_path)
@@ -191,10 +192,9 @@ class Pipeline:
                 "crop_bytes": len(crop),
                 "stage_ms": dict(timings),
             }
-            await self._checkpoint(fence, description, references, metadata)
-        start = time.perf_counter()
-        embedding = await providers.embedder.embed(text)
-        timings["embed_ms"] = _ms(start)
+            embedding = await self._checkpoint_beside(
+                fence, description, references, metadata, self._embed(text, timings)
+            )
         metadata.update(
             stage="complete",
             attempt=pointer.attempt,
@@ -208,6 +208,40 @@ class Pipeline:
             stage_ms={**(metadata.get("stage_ms") or {}), **timings},
         )
         return Enriched(description, references, embedding.vector, metadata, timings, stored is not None)
+
+    async def _embed(self, text: str, timings: dict[str, int]) -> Embedding:
+        start = time.perf_counter()
+        embedding = await self.providers.embedder.embed(text)
+        timings["embed_ms"] = _ms(start)
+        return embedding
+
+    async def _checkpoint_beside(
+        self,
+        fence: queue.Fence,
+        description: str,
+        references: list[str],
+        metadata: dict[str, Any],
+        embedding: Awaitable[Embedding],
+    ) -> Embedding:
+        """The checkpoint write and the embedding (its permit, then the call) at the same time.
+
+        Neither needs the other: the checkpoint keeps the paid-for description for a retry
+        should the embedding fail, and that still holds because the outcome waits for both.
+        An embedding failure is acted on only once the checkpoint has landed, so the retry
+        reuses it; a lost lease (or a database error) on the checkpoint discards the
+        embedding, whose call is cancelled or, at worst, paid once for nothing. What it
+        saves is one database round trip per pointer (the Voyage permit, where a limit is
+        set, is drawn while the checkpoint is written) and the checkpoint's commit from the
+        path before the Voyage call.
+        """
+        embedding_task = asyncio.ensure_future(embedding)
+        try:
+            await self._checkpoint(fence, description, references, metadata)
+        except BaseException:
+            embedding_task.cancel()
+            await asyncio.gather(embedding_task, return_exceptions=True)
+            raise
+        return await embedding_task
 
     # -- settle: each a fenced write -----------------------------------------------------
 

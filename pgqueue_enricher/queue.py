@@ -93,34 +93,41 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _vector_literal(vector: list[float]) -> str:
-    # pgvector's text form is a JSON array of numbers; the C JSON encoder writes 1024 floats
-    # several times faster than a Python join (NaN passes through for pgvector to reject).
-    return json.dumps([float(x) for x in vector], separators=(",", ":"))
-
-
 async def claim(db: Executor, limit: int, worker_id: str, lease_seconds: float) -> list[ClaimedPointer]:
     if limit <= 0:
         return []
     rows = await db.fetch(query("pointers_claim"), limit, worker_id, float(lease_seconds))
-    return [
-        ClaimedPointer(
-            id=row["id"],
-            title=row["title"],
-            png_path=row["png_path"],
-            attempt=row["attempt"],
-            description=row["description"] or "",
-            cross_references=json.loads(row["cross_references"]) if row["cross_references"] else None,
-            metadata=json.loads(row["metadata"]) if row["metadata"] else None,
-            page_found=row["page_found"],
-            page_name=row["page_name"],
-            sheet_reflection=row["sheet_reflection"],
-            discipline_found=row["discipline_found"],
-            discipline_name=row["discipline_name"],
-            lane=row["lane"],
-        )
-        for row in rows
-    ]
+    return [claimed_pointer(row) for row in rows]
+
+
+async def claim_with_permits(
+    db: Executor, limit: int, worker_id: str, lease_seconds: float, *permit_args: Any
+) -> list[asyncpg.Record]:
+    """The claim with each row's permit drawn in the same statement (`pointers_claim_with_permits`):
+    the rows, to be read with `claimed_pointer`, and their `permit_*` columns (admission.py)."""
+    if limit <= 0:
+        return []
+    return await db.fetch(
+        query("pointers_claim_with_permits"), limit, worker_id, float(lease_seconds), *permit_args
+    )
+
+
+def claimed_pointer(row: asyncpg.Record) -> ClaimedPointer:
+    return ClaimedPointer(
+        id=row["id"],
+        title=row["title"],
+        png_path=row["png_path"],
+        attempt=row["attempt"],
+        description=row["description"] or "",
+        cross_references=json.loads(row["cross_references"]) if row["cross_references"] else None,
+        metadata=json.loads(row["metadata"]) if row["metadata"] else None,
+        page_found=row["page_found"],
+        page_name=row["page_name"],
+        sheet_reflection=row["sheet_reflection"],
+        discipline_found=row["discipline_found"],
+        discipline_name=row["discipline_name"],
+        lane=row["lane"],
+    )
 
 
 async def checkpoint(
@@ -153,7 +160,7 @@ async def complete(
         fence.attempt,
         description,
         _json(cross_references),
-        _vector_literal(vector),
+        vector,
         _json(metadata),
     )
     return row is not None

@@ -4,7 +4,9 @@ The files ship inside the package (`pgqueue_enricher/_sql`, a link to the reposi
 `sql/` in a checkout, real files in a wheel), so they are read with importlib.resources and
 never from a path beside the source tree. A file is split into named blocks by
 `-- name: <block>` lines, so a reviewer reads SQL as SQL and the code asks for statements
-by name (`query("pointers_claim")`).
+by name (`query("pointers_claim")`). A block may take in another block of its file with a
+line `-- include: <block>` (the two claims share their head that way), so that SQL written
+once stays written once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 _BLOCK = re.compile(r"^--\s*name:\s*(?P<name>[a-z0-9_]+)\s*$", re.M)
+_INCLUDE = re.compile(r"^--\s*include:\s*(?P<name>[a-z0-9_]+)\s*$", re.M)
 
 
 def sql_root() -> Traversable:
@@ -35,7 +38,8 @@ def blocks(relative_path: str) -> dict[str, str]:
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
         found[match["name"]] = text[match.end() : end].strip() + "\n"
-    return found
+    # One level: an included block includes nothing itself.
+    return {name: _INCLUDE.sub(lambda m: found[m["name"]].rstrip("\n"), body) for name, body in found.items()}
 
 
 def query(name: str) -> str:

@@ -2,7 +2,9 @@
 -- pgqueue_enricher.sqlfiles; parameters are positional ($1, $2, ...) and documented per
 -- block. Nothing here is ever built by string formatting: every value is a parameter.
 
--- name: pointers_claim
+-- name: pointers_claim_head
+-- Not a statement by itself: the head both claims share (pointers_claim and
+-- pointers_claim_with_permits put it where they say `-- include: pointers_claim_head`).
 -- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, skipping rows
 -- locked by other claimers and rows waiting for a retry. Order (sql/scheduling.sql): the
 -- interactive lane before the backfill lane; within a lane the lowest turns first, which
@@ -10,6 +12,7 @@
 -- within a turn. Both lanes are ordered scans of idx_pointers_enrichment_turn. The page
 -- context is joined after the claim (LEFT JOIN) so that a pointer whose page or discipline
 -- row is missing is still claimed, and then failed with a reason, instead of blocking.
+-- `claimed_rows.n` numbers the claimed rows in that order.
 WITH interactive AS (
     SELECT id
     FROM pointers
@@ -43,17 +46,54 @@ WITH interactive AS (
     RETURNING p.id, p.page_id, p.title, p.png_path, p.enrichment_attempts, p.enrichment_lane,
               p.enrichment_turn, p.description, p.cross_references, p.enrichment_metadata,
               p.created_at
+), claimed_rows AS (
+    SELECT claimed.id, claimed.title, claimed.png_path, claimed.enrichment_attempts AS attempt,
+           claimed.enrichment_lane AS lane,
+           claimed.description, claimed.cross_references::text AS cross_references,
+           claimed.enrichment_metadata::text AS metadata,
+           pg.id IS NOT NULL AS page_found, pg.page_name, pg.sheet_reflection,
+           d.id IS NOT NULL AS discipline_found, d.display_name AS discipline_name,
+           row_number() OVER (ORDER BY claimed.enrichment_lane = 'backfill', claimed.enrichment_turn,
+                                       claimed.created_at, claimed.id) AS n
+    FROM claimed
+    LEFT JOIN pages AS pg ON pg.id = claimed.page_id
+    LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
 )
-SELECT claimed.id, claimed.title, claimed.png_path, claimed.enrichment_attempts AS attempt,
-       claimed.enrichment_lane AS lane,
-       claimed.description, claimed.cross_references::text AS cross_references,
-       claimed.enrichment_metadata::text AS metadata,
-       pg.id IS NOT NULL AS page_found, pg.page_name, pg.sheet_reflection,
-       d.id IS NOT NULL AS discipline_found, d.display_name AS discipline_name
-FROM claimed
-LEFT JOIN pages AS pg ON pg.id = claimed.page_id
-LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
-ORDER BY claimed.enrichment_lane = 'backfill', claimed.enrichment_turn, claimed.created_at, claimed.id;
+
+-- name: pointers_claim
+-- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds (pointers_claim_head
+-- says in which order and why), and return them with their page context, in that order.
+-- include: pointers_claim_head
+SELECT * FROM claimed_rows ORDER BY n;
+
+-- name: pointers_claim_with_permits
+-- pointers_claim ($1-$3), and in the same statement the gated provider's permit for each
+-- claimed row, as sql/admission.sql provider_state_acquire draws it: $4 provider, $5
+-- longest wait worth reserving, $6 headroom, $7 adaptive increase per call, $8 tokens to
+-- charge first. Each row's estimated input tokens are admission.describe_tokens': $9 the
+-- image's tokens plus the prompt's fixed labels, $10 the instruction's characters, $11
+-- characters per token, and the row's own text. Why (pgqueue_enricher/permits.py): with
+-- the permit riding on the claim, a gated describe call costs no round trip of its own.
+-- No row claimed, no permit drawn (the function is not called). The permit function turns
+-- off synchronous_commit for its transaction, here the claim's: a claim lost to a crash of
+-- Postgres itself leaves the row pending, and every write of this claim is fenced by its
+-- attempt, so the lost claim's worker writes nothing.
+-- include: pointers_claim_head
+, asks AS (
+    SELECT array_agg(($9::int + ($10::int + length(coalesce(r.sheet_reflection, ''))
+               + length(coalesce(r.page_name, '')) + length(coalesce(r.discipline_name, ''))
+               + length(r.title)) / $11::int)::float8 ORDER BY r.n) AS tokens
+    FROM claimed_rows AS r
+    HAVING count(*) > 0
+), permits AS (
+    SELECT g.n, g.slot, g.wait_s, g.reserved, g.paused, g.epoch
+    FROM asks, public.pgqueue_enricher_acquire_permits($4, asks.tokens, $5, $6, $7, $8) AS g
+)
+SELECT r.*, p.slot AS permit_slot, p.wait_s AS permit_wait_s, p.reserved AS permit_reserved,
+       p.paused AS permit_paused, p.epoch AS permit_epoch
+FROM claimed_rows AS r
+LEFT JOIN permits AS p ON p.n = r.n
+ORDER BY r.n;
 
 -- name: pointers_checkpoint
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
@@ -71,13 +111,13 @@ RETURNING id;
 
 -- name: pointers_complete
 -- The write-back ($1 id, $2 worker, $3 attempt, $4 description, $5 cross_references
--- json, $6 embedding as '[x,y,...]', $7 metadata json). Fenced by worker and attempt: a
+-- json, $6 embedding in pgvector's binary form (connections.prepare_session), $7 metadata json). Fenced by worker and attempt: a
 -- row rescued from a stalled worker and claimed again is never written twice.
 UPDATE pointers
 SET enrichment_status = 'complete',
     description = $4,
     cross_references = $5::text::jsonb,
-    embedding = $6::text::vector,
+    embedding = $6::vector,
     enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $7::text::jsonb,
     enrichment_error = NULL,
     enrichment_locked_by = NULL,
@@ -237,6 +277,16 @@ SELECT seed_default_experience(CAST(:project_id AS uuid)) AS n;
 -- The backend's own process id: a pooler reports another one at startup
 -- (pgqueue_enricher.connections), which is how the worker knows to prepare nothing.
 SELECT pg_backend_pid();
+
+-- name: vector_type_schema
+-- Where the pgvector extension put its `vector` type (public, or Supabase's extensions), for
+-- the pool's binary codec (pgqueue_enricher.connections.prepare_session); NULL without it.
+SELECT n.nspname
+FROM pg_type AS t
+JOIN pg_namespace AS n ON n.oid = t.typnamespace
+JOIN pg_depend AS d ON d.objid = t.oid AND d.deptype = 'e'
+JOIN pg_extension AS e ON e.oid = d.refobjid AND e.extname = 'vector'
+WHERE t.typname = 'vector';
 
 -- name: listener_ping
 -- The listener's health round trip ($1 its private channel), sent from a pool connection:

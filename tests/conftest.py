@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from pgqueue_enricher import database, migrations
+from pgqueue_enricher.connections import prepare_session
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher
 from tests.helpers import CROP, seed_large_queue
@@ -113,6 +114,7 @@ def empty_db_url(pg_server: database.DatabaseHandle) -> Iterator[str]:
 @pytest.fixture
 async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(db_url)
+    await prepare_session(connection)  # as the worker's pool: embeddings in binary
     try:
         yield connection
     finally:
@@ -122,7 +124,7 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A small pool on this test's database, for code that takes an Executor shared by tasks."""
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4, init=prepare_session)
     try:
         yield pool
     finally:

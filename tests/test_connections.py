@@ -1,10 +1,13 @@
-"""Prepared statements: on for a direct session, off through a transaction pooler."""
+"""The pool's session: prepared statements on for a direct session, off through a transaction
+pooler; embeddings in pgvector's binary form."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
+import pytest
 
 from pgqueue_enricher.connections import STATEMENT_CACHE_SIZE, statement_cache_size
 from pgqueue_enricher.settings import Settings
@@ -43,3 +46,17 @@ async def test_a_worker_on_a_direct_connection_claims_with_a_prepared_statement(
                 await worker.pool.release(connection)
     statements = [row["statement"] for rows in prepared for row in rows]
     assert any("FOR UPDATE SKIP LOCKED" in statement for statement in statements), statements
+
+
+async def test_embeddings_travel_in_binary_and_read_back_as_pgvector_stored_them(
+    conn: asyncpg.Connection,
+) -> None:
+    vector = [0.5, -1.25, 3.0e-8, 123456.789, 0.0] + [1 / 3] * 1019
+    text = await conn.fetchval("SELECT $1::vector::text", vector)
+    assert text == await conn.fetchval("SELECT $1::text::vector::text", json.dumps(vector)), (
+        "the binary form stores what the text form stores (float4 per element)"
+    )
+    assert await conn.fetchval("SELECT vector_dims($1::vector)", vector) == 1024
+    assert await conn.fetchval("SELECT $1::vector", vector) == pytest.approx(vector, rel=1e-6)
+    with pytest.raises(asyncpg.DataError, match="NaN not allowed in vector"):
+        await conn.fetchval("SELECT $1::vector", [0.1, float("nan")])
