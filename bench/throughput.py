@@ -9,7 +9,8 @@ markdown per row), so only queue mechanics are measured:
 - the worker: `Worker` in drain mode (claims into free slots, checkpoint before the
   embedding, fenced write-back, heartbeat, rescue, listener), logging at WARNING.
 Prints pointers/s for both and the ratio worker ÷ raw at each concurrency, and with the gate
-limited how many calls each permit statement carried on average (permits.py coalesces them).
+limited how many gated calls there were per permit statement (Gemini's permits ride on the
+claim, Voyage's are coalesced: permits.py).
 
 On a shared machine the load moves between the two halves of a pair: `--rounds N` measures N
 pairs per concurrency back to back and judges the median ratio.
@@ -93,7 +94,8 @@ async def worker(url: str, count: int, concurrency: int, gate: str = "off") -> t
         raise RuntimeError(f"the worker completed {bench_worker.metrics.completions} of {count} pointers")
     permits = bench_worker.admission.permits.values()
     statements = sum(p.statements for p in permits)
-    return count / elapsed, (sum(p.permits for p in permits) / statements if statements else None)
+    calls = sum(p.permits + p.carried for p in permits)  # carried: Gemini's, drawn by the claim
+    return count / elapsed, (calls / statements if statements else None)
 
 
 def main() -> int:

@@ -6,9 +6,10 @@ that every worker of every machine reads and updates with short statements:
 
 - the gate: with a limit configured (PASS2_GEMINI_RPM/TPM, PASS2_VOYAGE_RPM/TPM) or learnt
   from a 429 (the adaptive rate), each call first reserves its own slot and then sleeps until
-  it, holding no database connection, so waiters start in slot order; the calls of one worker
+  it, holding no database connection, so waiters start in slot order; a describe call's slot
+  is drawn by the claim statement of its row (`Admission.claim`), other calls of one worker
   that ask while its previous permit statement runs share the next one, and token corrections
-  ride along with it (permits.py says why and what that keeps); with neither limit, and
+  ride along with either (permits.py says why and what that keeps); with neither limit, and
   nothing paused, a call costs no statement at all;
 - adaptive: a quota refusal lowers the shared rate (multiplicative decrease, once per
   epoch) and every admitted call raises it a little (additive increase), capped by the quota
@@ -603,9 +604,13 @@ class Admission:
         lines = [
             "# TYPE pgqe_provider_calls_total counter",
             *(f'pgqe_provider_calls_total{{provider="{p}"}} {self.calls[p]}' for p in PROVIDERS),
-            # Permits drawn and the statements they cost (the batch size is their ratio).
+            # Permits drawn (by permit statements, or by the claim for Gemini) and the permit
+            # statements they cost: calls per statement is their ratio.
             "# TYPE pgqe_provider_permits_total counter",
-            *(f'pgqe_provider_permits_total{{provider="{p}"}} {self.permits[p].permits}' for p in PROVIDERS),
+            *(
+                f'pgqe_provider_permits_total{{provider="{p}"}} {self.permits[p].permits + self.permits[p].carried}'
+                for p in PROVIDERS
+            ),
             "# TYPE pgqe_provider_permit_statements_total counter",
             *(
                 f'pgqe_provider_permit_statements_total{{provider="{p}"}} {self.permits[p].statements}'

@@ -46,6 +46,13 @@ loop at concurrency 32). What the design keeps and what it changes:
   A database not yet migrated to 0011, or a role not granted the function, gets the same
   statement as plain SQL.
 
+- Later (bench/throughput.py at concurrency 3 still paid two permit round trips per pointer):
+  a describe call's permit is drawn by the claim statement of its row
+  (`Admission.claim`, sql/queries.sql `pointers_claim_with_permits`), the statement right
+  before the call, so it costs no round trip at all; and the pipeline draws the Voyage permit
+  while it writes the checkpoint (pipeline.py `_checkpoint_beside`), so that one costs no
+  time on the pointer's path.
+
 Kept out on purpose: reserving slots ahead of the calls that will use them (a cache of
 permits). A slot taken before it is needed is either wasted or used late, and late slots
 bunch up into bursts the provider's own windowed quota refuses.

@@ -1,0 +1,115 @@
+"""The describe permit riding on the claim: with a limit set, a gated Gemini call costs no permit
+statement of its own, its slot is the one a statement of its own would give, and a grant that
+no call used is dropped with its row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from pgqueue_enricher.admission import HEADROOM, Admission, GatedDescriber, describe_tokens, read_states
+from pgqueue_enricher.providers.types import EnrichmentInput
+from pgqueue_enricher.settings import Settings, load_settings
+from tests.fakes.server import FakeServer
+from tests.harness import RowWatcher, running_worker, worker_settings
+from tests.helpers import insert_pointers, make_page
+
+
+class NamedGemini:
+    """Only a name: the gate looks at nothing else of the describer to put its permits on the claim."""
+
+    name = "gemini"
+
+
+def gate_on(pool: asyncpg.Pool, **settings: Any) -> Admission:
+    async def db(operation: Any, *args: Any, attempts: int = 1) -> Any:
+        return await operation(pool, *args)
+
+    gate = Admission(load_settings(_env_file=None, **settings), "w1", db)
+    gate.describer = GatedDescriber(NamedGemini(), gate)
+    return gate
+
+
+async def test_the_claim_reserves_each_row_s_slot_from_the_same_token_estimate_as_the_call(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    reflection = "Ø 12\u2033 GWB — fire-rated ✓ " * 40  # characters, not bytes, are counted
+    _, page = await make_page(conn, page_name="A-501 Wändé", sheet_reflection=reflection)
+    await insert_pointers(conn, page, 2, title_prefix="Détail ß")
+    gate = gate_on(pool, pass2_gemini_tpm=60_000)
+    await gate.start()
+    assert gate.describer is not None
+
+    pointers = await gate.claim(5, "w1", 60)
+
+    assert len(pointers) == 2
+    first, second = (gate.advance[str(pointer.id)][0] for pointer in pointers)
+    assert first.reserved and second.reserved and first.slot and second.slot
+    # A token budget alone spaces the calls by their tokens: the gap is the first call's estimate.
+    estimate = describe_tokens(
+        EnrichmentInput(
+            pointer_id=str(pointers[0].id),
+            cropped_image_bytes=b"",
+            sheet_reflection=pointers[0].sheet_reflection,
+            page_name=pointers[0].page_name or "",
+            discipline_name=pointers[0].discipline_name or "",
+            pointer_title=pointers[0].title,
+        ),
+        gate.describer.instruction_chars,
+    )
+    gap = (second.slot - first.slot).total_seconds()
+    assert abs(gap - estimate * 60 / (60_000 * HEADROOM)) < 1e-4, (gap, estimate)
+    state = (await read_states(pool))["gemini"]
+    assert state.admitted_total == 2 and gate.permits["gemini"].carried == 2
+    assert gate.permits["gemini"].statements == 0, "the permits cost no statement besides the claim"
+
+    gate.settled(pointers[0].id)
+    gate.settled(pointers[1].id)
+    assert gate.advance == {}
+
+
+async def test_a_claim_that_finds_nothing_draws_nothing_and_keeps_the_token_correction(
+    pool: asyncpg.Pool,
+) -> None:
+    gate = gate_on(pool, pass2_gemini_tpm=60_000)
+    await gate.start()
+    gate.permits["gemini"].correct(500)
+
+    assert await gate.claim(3, "w1", 60) == []
+
+    assert gate.permits["gemini"].correction == 500, "charged by the next statement, not lost"
+    assert (await read_states(pool))["gemini"].admitted_total == 0
+
+
+async def test_ungated_or_probing_claims_are_the_plain_claim(
+    pool: asyncpg.Pool, conn: asyncpg.Connection
+) -> None:
+    _, page = await make_page(conn)
+    await insert_pointers(conn, page, 2)
+    ungated = gate_on(pool)
+    await ungated.start()
+    assert len(await ungated.claim(1, "w1", 60)) == 1 and ungated.advance == {}
+
+    probing = gate_on(pool, pass2_gemini_rpm=600)
+    await probing.start()
+    probing.probe = ("gemini", None)  # the probe passes the gate: nothing to reserve for it
+    assert len(await probing.claim(1, "w2", 60)) == 1 and probing.advance == {}
+    assert (await read_states(pool))["gemini"].admitted_total == 0
+
+
+async def test_a_gated_worker_pays_no_permit_statement_for_gemini_and_keeps_no_grant(
+    db_url: str, provider_settings: Settings, crops: FakeServer, conn: asyncpg.Connection, watcher: RowWatcher
+) -> None:
+    _, page = await make_page(conn)
+    settings = worker_settings(provider_settings, db_url, pass2_gemini_rpm=60_000, pass2_voyage_rpm=60_000)
+    async with running_worker(settings, worker_id="riding") as worker:
+        await insert_pointers(conn, page, 12)
+        assert set((await watcher.until_final(12, timeout=30)).values()) == {"complete"}
+        gemini, voyage = worker.admission.permits["gemini"], worker.admission.permits["voyage"]
+        assert (gemini.carried, gemini.statements) == (12, 0)
+        assert voyage.permits == 12 and voyage.statements >= 1, "Voyage's permits keep their own statements"
+        assert worker.admission.advance == {}, "every grant was used by its call or dropped"
+    states = await read_states(conn)
+    assert states["gemini"].admitted_total == 12 and states["voyage"].admitted_total == 12
+    assert crops.gemini.calls == 12
