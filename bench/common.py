@@ -96,8 +96,9 @@ class InstantEmbedder:
 # Provider admission: the gate stands before providers named like the real ones. "off": the
 # instant providers keep their own name (no gate); "open": named gemini/voyage with no limit
 # (the gate's cost when nothing is configured or paused); "limited": a limit far above the
-# load on both, so every call takes a permit from the shared row.
-GATES = ("off", "open", "limited")
+# load on both, so every call takes a permit from the shared row; "gemini-limited": the same
+# limit on Gemini only (the usual production setting: Gemini's quota is the one that binds).
+GATES = ("off", "open", "limited", "gemini-limited")
 
 
 def instant_providers(describer: InstantDescriber | None = None, gate: str = "off") -> Providers:
@@ -109,7 +110,11 @@ def instant_providers(describer: InstantDescriber | None = None, gate: str = "of
 
 
 def gate_settings(gate: str) -> dict[str, Any]:
-    return {"pass2_gemini_rpm": 1e9, "pass2_voyage_rpm": 1e9} if gate == "limited" else {}
+    limits = {
+        "limited": {"pass2_gemini_rpm": 1e9, "pass2_voyage_rpm": 1e9},
+        "gemini-limited": {"pass2_gemini_rpm": 1e9},
+    }
+    return limits.get(gate, {})
 
 
 def bench_settings(url: str, **overrides: Any) -> Settings:
