@@ -74,6 +74,10 @@ FLOOR_RPM = 30.0
 INCREASE_SHARE = 0.005
 UNKNOWN_INCREASE_SHARE = 0.02
 INCREASE_RPM = 2.0
+# A quota the provider named is forgotten after this long without a cut of the adaptive rate
+# (sql/admission.sql provider_state_forget_quota says why): an hour costs a fleet whose quota
+# was raised at most an hour below it, and one that runs at its quota is cut far more often.
+QUOTA_MEMORY_S = 3600.0
 # Input tokens of an image at high media resolution, characters per text token, and the
 # tokens of the prompt's fixed labels (describe_tokens; the claim's SQL estimates the same).
 IMAGE_TOKENS = 1120
@@ -116,6 +120,7 @@ class ProviderState:
     admitted_total: int = 0
     rejected_total: int = 0
     rejected_per_minute: float = 0.0
+    last_cut_s: float | None = None  # since the adaptive rate was last cut
     read_at: float = 0.0
 
     @property
@@ -175,6 +180,7 @@ def _state(row: asyncpg.Record) -> ProviderState:
         admitted_total=int(row["admitted_total"]),
         rejected_total=int(row["rejected_total"]),
         rejected_per_minute=float(row["rejected_per_minute"] or 0.0),
+        last_cut_s=row["last_cut_s"],
         read_at=time.monotonic(),
     )
 
@@ -262,11 +268,25 @@ class Admission:
         before = self.states
         self.states = {**before, **await self.db(read_states, attempts=2)}
         for provider, state in self.states.items():
+            last_cut_s = state.last_cut_s
+            if state.quota_rpm is not None and last_cut_s is not None and last_cut_s >= QUOTA_MEMORY_S:
+                await self._forget_quota(state)
             was = before.get(provider)
             if was is not None and was.paused and not state.paused:
                 self._resume_claiming(jitter=True)
             if state.probe_due and self.doorbell is not None:
                 self.doorbell.set()
+
+    async def _forget_quota(self, state: ProviderState) -> None:
+        forgotten = await self.db(_forget_quota, state.provider, QUOTA_MEMORY_S)
+        self.states[state.provider] = replace(state, quota_rpm=None)
+        if forgotten is not None:  # this worker's statement forgot it: say so once for the fleet
+            log.info(
+                "provider_quota_forgotten",
+                provider=state.provider,
+                quota_rpm=forgotten,
+                detail=f"no cut for {QUOTA_MEMORY_S:.0f} s; the adaptive rate may grow until a refusal names it anew",
+            )
 
     async def run(self, closing: asyncio.Event) -> None:
         """Side duty: keep the cached state fresh (pauses begun or lifted by other workers)."""
@@ -712,6 +732,10 @@ async def _fail(
     return await db.fetchrow(
         query("provider_state_fail"), provider, threshold, kind, reason, first_probe, base
     )
+
+
+async def _forget_quota(db: Executor, provider: str, memory_s: float) -> float | None:
+    return await db.fetchval(query("provider_state_forget_quota"), provider, memory_s)
 
 
 async def _succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:

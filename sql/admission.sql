@@ -183,9 +183,23 @@ SELECT provider, rpm_limit, tpm_limit, admitted_rpm, quota_rpm, throttle_epoch,
                THEN rejected_this_minute * greatest(0, 2 - extract(epoch FROM now() - rejected_minute_start) / 60)
            ELSE rejected_this_minute + rejected_last_minute
                * greatest(0, 1 - extract(epoch FROM now() - rejected_minute_start) / 60)
-       END::float8 AS rejected_per_minute
+       END::float8 AS rejected_per_minute,
+       extract(epoch FROM now() - last_cut_at)::float8 AS last_cut_s
 FROM pgqueue_enricher_provider_state
 ORDER BY provider;
+
+-- name: provider_state_forget_quota
+-- Forget the quota the provider named ($1 provider) once the adaptive rate has not been cut
+-- for $2 seconds: the project's quota may have been raised since (Google raises quotas on
+-- request), and a remembered quota caps the adaptive rate for good. Without it the rate
+-- grows again until a refusal names the quota anew. A quota with no cut on record (set by
+-- hand) stays. Returns the quota forgotten, once: the first worker to run it, for the log.
+UPDATE pgqueue_enricher_provider_state AS p
+SET quota_rpm = NULL, updated_at = now()
+FROM (SELECT provider, quota_rpm FROM pgqueue_enricher_provider_state WHERE provider = $1 FOR UPDATE) AS old
+WHERE p.provider = old.provider AND p.quota_rpm IS NOT NULL
+  AND now() - p.last_cut_at >= make_interval(secs => $2::float8)
+RETURNING old.quota_rpm;
 
 -- name: provider_permits_callable
 -- Whether this role may call pgqueue_enricher_acquire_permits (a database migrated to 0011,

@@ -463,3 +463,31 @@ async def http_get(port: int, path: str) -> str:
     data = await reader.read()
     writer.close()
     return data.decode()
+
+
+async def test_a_named_quota_is_forgotten_after_an_hour_without_a_cut_and_the_rate_grows_past_it(
+    pool: asyncpg.Pool,
+) -> None:
+    gate = admission_for(pool, "w1")
+    await gate.start()
+    quota = TransientFailure("rate_limited", "429", scope="wait", provider="gemini", quota_per_minute=600)
+    await gate.failed(await gate.admit("gemini", 1000), quota)
+    await gate.refresh()
+    assert gate.states["gemini"].quota_rpm == 600, "a recent cut: the quota stands"
+    # An hour and a bit later with no refusal (Google may have raised the project's quota).
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET last_cut_at = now() - interval '61 minutes',"
+        " admitted_rpm = 597 WHERE provider = 'gemini'"
+    )
+    await gate.refresh()
+    state = (await read_states(pool))["gemini"]
+    assert state.quota_rpm is None and gate.states["gemini"].quota_rpm is None
+    for _ in range(20):  # quiet admissions now raise the rate past the old quota
+        await gate.admit("gemini", 1000)
+    assert (await read_states(pool))["gemini"].admitted_rpm > 600
+    # A quota set by hand (no cut on record) is the operator's and stays.
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET quota_rpm = 900, last_cut_at = NULL WHERE provider = 'gemini'"
+    )
+    await gate.refresh()
+    assert (await read_states(pool))["gemini"].quota_rpm == 900
