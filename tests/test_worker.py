@@ -90,6 +90,31 @@ async def test_one_slow_pointer_does_not_hold_back_the_others_and_slots_stay_ful
     assert crops.gemini.max_in_flight == 3, "with a backlog, every slot should be busy, and never more"
 
 
+async def test_freed_slots_claim_side_by_side_and_never_hold_more_rows_than_slots(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    # Each freed slot claims its own next row (Worker._refill), beside the others: the rows
+    # this worker holds in `processing`, in commit order, must never exceed its slots.
+    settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=3)
+    _, page = await make_page(conn)
+    crops.gemini.latency = 0.01
+    await insert_pointers(conn, page, 60)
+    holding, most, complete = 0, 0, 0
+    async with running_worker(settings) as worker:
+
+        async def follow() -> None:
+            nonlocal holding, most, complete
+            while complete < 60:
+                _, status = await watcher.changes.get()
+                holding += {"processing": 1, "complete": -1}.get(status, 0)
+                complete += status == "complete"
+                most = max(most, holding)
+
+        await asyncio.wait_for(follow(), 30)
+    assert most == 3, f"{most} rows held at once by a worker with 3 slots"
+    assert worker.metrics.claims == 60
+
+
 async def test_a_transient_failure_is_retried_after_backoff_and_completes(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
