@@ -212,16 +212,20 @@ class Worker:
         while another slot's claim ran waited for it, and then for the loop to wake; at
         concurrency 3 that was about 1 ms a pointer and the claimer was busy 70 % of the time
         (bench/throughput.py: the bare loop, one claimer per slot, had none of it). Claims
-        running side by side never ask for more than the free slots (`claiming`). When the
-        claim finds nothing, or fails, the loop takes over: drain mode's end, the backoff
-        after a database error, the poll.
+        running side by side never ask for more than the free slots (`claiming`). A claim
+        that fails leaves it to the loop (its backoff), and so does one that finds nothing in
+        drain mode (the loop decides the end). Otherwise an empty claim wakes nobody: the
+        queue is empty, and the next insert's NOTIFY (or the poll) wakes the loop; ringing
+        here cost an idle worker a second empty claim after every pointer, which showed in
+        the pickup latency.
         """
         try:
             claimed = await self._claim()
         except Exception as exc:  # noqa: BLE001 - the loop retries with its own backoff
             log.debug("refill_failed", reason=exception_reason(exc))
-            claimed = 0
-        if not claimed:
+            self.doorbell.set()
+            return
+        if not claimed and self.drain:
             self.doorbell.set()
 
     # -- side duties -------------------------------------------------------------------
