@@ -567,8 +567,11 @@ class Admission:
                 START_RPM,
                 FLOOR_RPM,
                 MILD_DECREASE,
-                # A named quota is a clear signal (cut once per epoch); unnamed 429s may be noise.
-                0.0 if failure.quota_per_minute or self.states[provider].quota_rpm else DECREASE_WINDOW_S,
+                # A refusal naming the quota is a clear signal (cut once per epoch); an unnamed
+                # 429 may be noise or overload, even once a quota is known (then it used to
+                # cut once per epoch too, and random 429s held the soak's fleet at 0.66 of the
+                # quota): at most one cut per window.
+                0.0 if failure.quota_per_minute else DECREASE_WINDOW_S,
             )
             self.states[provider] = replace(
                 self.states[provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])

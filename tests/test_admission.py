@@ -208,6 +208,23 @@ async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_c
     assert admission.FLOOR_RPM <= admission.START_RPM * admission.DECREASE
 
 
+async def test_unnamed_429s_cut_once_per_window_even_when_a_quota_is_known(pool: asyncpg.Pool) -> None:
+    gate = admission_for(pool, "w1")
+    await gate.start()
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET admitted_rpm = 6000, quota_rpm = 6000 WHERE provider = 'gemini'"
+    )
+    await gate.refresh()
+    noise = TransientFailure("rate_limited", "429", scope="wait", provider="gemini")
+    for _ in range(8):
+        await gate.failed(await gate.admit("gemini", 1000), noise)
+        await gate.refresh()
+    state = (await read_states(pool))["gemini"]
+    assert (state.rejected_total, state.epoch) == (8, 1), "an unnamed 429 is one signal per window"
+    # One cut of 15 % (the admissions since raise it a little); two would leave it under 4,400.
+    assert 6000 * admission.DECREASE * 0.98 < state.admitted_rpm < 6000
+
+
 async def test_a_refusal_under_a_configured_limit_cuts_mildly_and_never_above_the_limit(
     pool: asyncpg.Pool,
 ) -> None:
