@@ -1,11 +1,12 @@
 """One claimed pointer from its crop to its settled row: every write of its outcome is here.
 
-Enrich: crop → description → checkpoint, with the embedding beside it. Settle: complete, retry later, fail, or
-write nothing when the lease was lost. Every write is fenced by the claim (pointer, worker,
-attempt), so a worker that lost its lease can never overwrite the new owner's work; and each
-step that costs money is followed by a write, so that a crash or a retry never pays for the
-same step twice (a later attempt reuses the checkpointed description). The worker only
-schedules: it claims, starts `Pipeline.process` and acts on the `Settled` it returns.
+Enrich: crop → description → checkpoint, with the embedding beside it. Settle: complete,
+retry later, fail, or write nothing when the lease was lost. Every write is fenced by the
+claim (pointer, worker, attempt), so a worker that lost its lease can never overwrite the
+new owner's work; and each step that costs money is followed by a write, so that a crash or
+a retry never pays for the same step twice (a later attempt reuses the checkpointed
+description). The worker only schedules: it claims, starts `Pipeline.process` and acts on
+the `Settled` it returns.
 """
 
 from __future__ import annotations
