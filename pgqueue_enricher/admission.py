@@ -233,6 +233,9 @@ class Admission:
         # (provider, pointer id once claimed) while this worker holds the fleet's probe.
         self.probe: tuple[str, uuid.UUID | None] | None = None
         self.resume_at = 0.0  # monotonic: no claim before (jittered resume after a pause)
+        # Per provider, when this worker last saw a pause lifted (monotonic): a failure of a
+        # call let go before it is stale (see `failed`).
+        self.resumed_at: dict[str, float] = {}
         self.calls: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.waited: Counter[str] = Counter()
@@ -273,6 +276,7 @@ class Admission:
                 await self._forget_quota(state)
             was = before.get(provider)
             if was is not None and was.paused and not state.paused:
+                self.resumed_at[provider] = time.monotonic()
                 self._resume_claiming(jitter=True)
             if state.probe_due and self.doorbell is not None:
                 self.doorbell.set()
@@ -527,6 +531,8 @@ class Admission:
         row = await self.db(_succeed, provider, call_age_s)
         if row is not None and row["paused"]:
             return  # a call from before the pause answered: the pause stands (the probe decides)
+        if self.states[provider].paused or (row is not None and row["resumed"]):
+            self.resumed_at[provider] = time.monotonic()
         self.states[provider] = replace(
             self.states[provider],
             consecutive_failures=0,
@@ -579,6 +585,15 @@ class Admission:
             if failure.retry_after is None:
                 rpm = row["admitted_rpm"] or START_RPM
                 failure.retry_after = max(float(row["next_slot_s"] or 0.0), 60.0 / rpm)
+            return
+        if permit.at < self.resumed_at.get(provider, float("-inf")):
+            # The mirror of the rule for successes: a call let go before the pause was lifted
+            # (in flight through the outage) that fails now says nothing about the provider
+            # since the probe succeeded, and must not count toward a new pause. The soak saw a
+            # pause of its own start from such timeouts. It was the outage's fault, not the
+            # row's: the row goes back with its attempt, due at once.
+            log.debug("provider_failure_stale", provider=provider, kind=failure.kind)
+            failure.scope, failure.retry_after = "systemic", None
             return
         systemic = failure.scope == "systemic"
         first_probe = self.probe_base

@@ -71,3 +71,33 @@ async def test_the_probe_admitted_during_the_pause_lifts_it(pool: asyncpg.Pool) 
     await one.succeeded(await one.admit("gemini", 1000), 1000)
     assert not (await read_states(pool))["gemini"].paused
     assert not one.paused()
+
+
+async def test_a_call_in_flight_since_before_the_resume_fails_without_counting_toward_a_new_pause(
+    pool: asyncpg.Pool,
+) -> None:
+    one, two = admission_for(pool, "w1"), admission_for(pool, "w2")
+    await one.start()
+    await two.start()
+    await pause_by_outages(two)
+    await pool.execute(
+        "UPDATE pgqueue_enricher_provider_state SET next_probe_at = now() WHERE provider = 'gemini'"
+    )
+    await one.refresh()
+    # `one` takes the probe; a call of its own is let go during the pause (in flight through
+    # the outage), then the probe's call succeeds and lifts the pause.
+    assert await one.claimable(3, []) == 1
+    one.claimed([uuid.uuid4()])
+    stale = await one.admit("gemini", 1000)
+    probe = await one.admit("gemini", 1000)
+    await one.succeeded(probe, 1000)
+    assert not (await read_states(pool))["gemini"].paused
+    # The call let go before the resume times out now: stale, not counted.
+    timeout = TransientFailure("timeout", "no answer within 120 s", scope="outage", provider="gemini")
+    await one.failed(stale, timeout)
+    assert (await read_states(pool))["gemini"].consecutive_failures == 0
+    assert timeout.gives_attempt_back, "the outage's fault, not the row's"
+    # A call let go after the resume does count.
+    fresh = await one.admit("gemini", 1000)
+    await one.failed(fresh, TransientFailure("timeout", "no answer", scope="outage", provider="gemini"))
+    assert (await read_states(pool))["gemini"].consecutive_failures == 1
