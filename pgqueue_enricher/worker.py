@@ -75,6 +75,9 @@ class Worker:
         self.doorbell = asyncio.Event()
         self.in_flight: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.claiming = 0  # slots asked for by claims still running (they may run side by side)
+        # A claim found the free slots taken by claims still running: one more claim once they
+        # end, or a NOTIFY heard meanwhile would be lost (their statements began before it).
+        self.claim_again = False
         self.refills: set[asyncio.Task[None]] = set()
         self.shutting_down = False  # however the loop ended: no claim from here on
         self.lost: set[uuid.UUID] = set()
@@ -287,7 +290,11 @@ class Worker:
 
     async def _claim(self) -> int:
         free = self.settings.pass2_max_concurrent - len(self.in_flight) - self.claiming
-        if free <= 0 or self.stop_event.is_set() or self.shutting_down:
+        if self.stop_event.is_set() or self.shutting_down:
+            return 0
+        if free <= 0:
+            if self.claiming and len(self.in_flight) < self.settings.pass2_max_concurrent:
+                self.claim_again = True
             return 0
         self.claiming += free  # before the first await: a claim beside this one sees them taken
         try:
@@ -298,6 +305,9 @@ class Worker:
             claimed = await self.admission.claim(allowed, self.worker_id, self.lease)
         finally:
             self.claiming -= free
+            if self.claim_again and not self.claiming:
+                self.claim_again = False
+                self.doorbell.set()
         self.leases.renewed((pointer.id for pointer in claimed), sent)
         self.admission.claimed([pointer.id for pointer in claimed])
         for pointer in claimed:

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 import httpx
@@ -113,6 +114,48 @@ async def test_freed_slots_claim_side_by_side_and_never_hold_more_rows_than_slot
         await asyncio.wait_for(follow(), 30)
     assert most == 3, f"{most} rows held at once by a worker with 3 slots"
     assert worker.metrics.claims == 60
+
+
+async def test_a_notify_heard_while_a_refill_claim_holds_the_slot_is_not_lost(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    # A slot's refill claim found nothing, but has not returned yet when the next insert's
+    # NOTIFY wakes the loop: the loop finds the slot taken and must claim again once the
+    # refill ends, or the row waits for the 30 s poll.
+    settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=1)
+    _, page = await make_page(conn)
+    returned_empty, release = asyncio.Event(), asyncio.Event()
+    async with running_worker(settings) as worker:
+        claim = worker.admission.claim
+        claimed_before = False
+
+        async def held_claim(*args: Any) -> Any:
+            nonlocal claimed_before
+            rows = await claim(*args)
+            if rows:
+                claimed_before = True
+            elif claimed_before and not returned_empty.is_set():
+                returned_empty.set()  # the statement ran before the next insert ...
+                await release.wait()  # ... and returns only after its NOTIFY was heard
+            return rows
+
+        worker.admission.claim = held_claim  # type: ignore[method-assign]
+        await asyncio.wait_for(worker.listener.ready.wait(), 10)
+        await insert_pointers(conn, page, 1, title_prefix="First")
+        assert set((await watcher.until_final(1, timeout=10)).values()) == {"complete"}
+        await asyncio.wait_for(returned_empty.wait(), 10)
+        turned, turn = asyncio.Event(), worker.loop_watch.turned
+
+        def note_turn() -> None:
+            turn()
+            turned.set()
+
+        worker.loop_watch.turned = note_turn  # type: ignore[method-assign]
+        await insert_pointers(conn, page, 1, title_prefix="Second")
+        await asyncio.wait_for(turned.wait(), 10)  # the loop heard the NOTIFY, found no free slot
+        assert worker.claim_again, "the loop must ask for one more claim after the refill"
+        release.set()
+        assert set((await watcher.until_final(1, timeout=5)).values()) == {"complete"}
 
 
 async def test_a_transient_failure_is_retried_after_backoff_and_completes(
