@@ -8,6 +8,7 @@ full migration.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
@@ -56,22 +57,24 @@ def template_url(pg_server: database.DatabaseHandle) -> str:
     return url
 
 
-def new_database(pg_server: database.DatabaseHandle, template: str | None) -> tuple[str, str]:
+@contextlib.contextmanager
+def throwaway_database(pg_server: database.DatabaseHandle, template_url: str | None) -> Iterator[str]:
+    """A database of its own, a copy of the one at `template_url` (or empty), dropped after."""
     name = f"pgqe_t{os.getpid()}_{next(_counter)}"
+    template = template_url.rsplit("/", 1)[1].split("?", 1)[0] if template_url else None
     clause = f" TEMPLATE {template}" if template else ""
     admin_execute(pg_server.url, f"CREATE DATABASE {name}{clause}")
-    return name, database.with_database_name(pg_server.url, name)
+    try:
+        yield database.with_database_name(pg_server.url, name)
+    finally:
+        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
 def db_url(pg_server: database.DatabaseHandle, template_url: str) -> Iterator[str]:
     """A fresh, migrated database for this test alone."""
-    template = template_url.rsplit("/", 1)[1].split("?", 1)[0]
-    name, url = new_database(pg_server, template)
-    try:
+    with throwaway_database(pg_server, template_url) as url:
         yield url
-    finally:
-        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")
@@ -79,17 +82,13 @@ async def large_queue_url(pg_server: database.DatabaseHandle, template_url: str)
     """One production-sized queue (tests.helpers.seed_large_queue: 1.1M rows over 200
     projects), built once for the session: it is the suite's most expensive setup, and the
     plan tests that need it only read it. A test that claims must roll its claim back."""
-    template = template_url.rsplit("/", 1)[1].split("?", 1)[0]
-    name, url = new_database(pg_server, template)
-    connection = await asyncpg.connect(url)
-    try:
-        await seed_large_queue(connection)
-    finally:
-        await connection.close()
-    try:
+    with throwaway_database(pg_server, template_url) as url:
+        connection = await asyncpg.connect(url)
+        try:
+            await seed_large_queue(connection)
+        finally:
+            await connection.close()
         yield url
-    finally:
-        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -104,11 +103,8 @@ async def large_queue(large_queue_url: str) -> AsyncIterator[asyncpg.Connection]
 @pytest.fixture
 def empty_db_url(pg_server: database.DatabaseHandle) -> Iterator[str]:
     """A fresh database with nothing in it (for migration tests)."""
-    name, url = new_database(pg_server, None)
-    try:
+    with throwaway_database(pg_server, None) as url:
         yield url
-    finally:
-        admin_execute(pg_server.url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
