@@ -392,23 +392,10 @@ class Admission:
         if not rows:
             permits.correct(correction)  # no row, no call of the function: nothing was charged
         received = time.monotonic()
-        pointers = []
-        for row in rows:
-            pointer = queue.claimed_pointer(row)
-            pointers.append(pointer)
-            self.advance[str(pointer.id)] = (
-                Grant(
-                    reserved=bool(row["permit_reserved"]),
-                    wait_s=float(row["permit_wait_s"] or 0.0),
-                    slot=row["permit_slot"],
-                    paused=bool(row["permit_paused"]),
-                    epoch=int(row["permit_epoch"]),
-                ),
-                received,
-            )
+        pointers = [queue.claimed_pointer(row) for row in rows]
+        for pointer, grant in zip(pointers, await self._granted(rows, "permit_"), strict=True):
+            self.advance[str(pointer.id)] = (grant, received)
         permits.carried += len(rows)
-        if any(row["permit_paused"] for row in rows):
-            await self.refresh()  # paused elsewhere: learn the reason
         return pointers
 
     def settled(self, pointer_id: uuid.UUID) -> None:
@@ -479,21 +466,26 @@ class Admission:
             except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
                 self.permit_function = False
                 rows = await self.db(_acquire_batch, *args, False)
-            grants = [
-                Grant(
-                    reserved=bool(row["reserved"]),
-                    wait_s=float(row["wait_s"] or 0.0),
-                    slot=row["slot"],
-                    paused=bool(row["paused"]),
-                    epoch=int(row["epoch"]),
-                )
-                for row in rows
-            ]
-            if any(grant.paused for grant in grants):
-                await self.refresh()  # paused elsewhere: learn the reason once for the batch
-            return grants
+            return await self._granted(rows)
 
         return charge
+
+    async def _granted(self, rows: list[asyncpg.Record], prefix: str = "") -> list[Grant]:
+        """The grants in rows of a permit statement (`prefix`: their columns' names in the
+        claim's); a provider paused elsewhere is learnt about once for the batch."""
+        grants = [
+            Grant(
+                reserved=bool(row[f"{prefix}reserved"]),
+                wait_s=float(row[f"{prefix}wait_s"] or 0.0),
+                slot=row[f"{prefix}slot"],
+                paused=bool(row[f"{prefix}paused"]),
+                epoch=int(row[f"{prefix}epoch"]),
+            )
+            for row in rows
+        ]
+        if any(grant.paused for grant in grants):
+            await self.refresh()  # paused elsewhere: learn the reason
+        return grants
 
     def _increase(self, provider: str) -> float:
         """The adaptive rate's increase per admitted call, in requests/min."""
