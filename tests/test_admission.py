@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from pgqueue_enricher import admission
-from pgqueue_enricher.admission import HEADROOM, Admission, read_states
+from pgqueue_enricher.admission import HEADROOM, Admission, ProviderState, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import ConfigError, Settings, load_settings
 from tests.fakes.server import FakeServer
@@ -184,21 +184,27 @@ async def test_a_429_naming_its_quota_lowers_the_shared_rate_once_per_epoch_and_
     assert state.admitted_rpm == pytest.approx(600)
 
 
-async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_calls_make_it_good(
-    pool: asyncpg.Pool,
-) -> None:
+async def eight_unnamed_429s(pool: asyncpg.Pool, quota_rpm: float | None) -> tuple[Admission, ProviderState]:
+    """A gate at a learnt rate of 6,000/min (high enough that the permits are not paced apart)
+    whose next eight calls are refused with 429s that name no quota; the state after them."""
     gate = admission_for(pool, "w1")
     await gate.start()
-    # A rate learnt earlier, high enough that the permits below are not paced apart.
     await pool.execute(
-        "UPDATE pgqueue_enricher_provider_state SET admitted_rpm = 6000 WHERE provider = 'gemini'"
+        "UPDATE pgqueue_enricher_provider_state SET admitted_rpm = 6000, quota_rpm = $1 WHERE provider = 'gemini'",
+        quota_rpm,
     )
     await gate.refresh()
     noise = TransientFailure("rate_limited", "429", scope="wait", provider="gemini")
     for _ in range(8):  # each admitted under the newest epoch, all within one decrease window
         await gate.failed(await gate.admit("gemini", 1000), noise)
         await gate.refresh()
-    state = (await read_states(pool))["gemini"]
+    return gate, (await read_states(pool))["gemini"]
+
+
+async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_calls_make_it_good(
+    pool: asyncpg.Pool,
+) -> None:
+    gate, state = await eight_unnamed_429s(pool, None)
     assert state.rejected_total == 8 and state.epoch == 1, "more than one cut within the window"
     # One cut of 15 %, made good within the next ten calls (each raises the rate by 2 % of it).
     for _ in range(2):
@@ -209,17 +215,7 @@ async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_c
 
 
 async def test_unnamed_429s_cut_once_per_window_even_when_a_quota_is_known(pool: asyncpg.Pool) -> None:
-    gate = admission_for(pool, "w1")
-    await gate.start()
-    await pool.execute(
-        "UPDATE pgqueue_enricher_provider_state SET admitted_rpm = 6000, quota_rpm = 6000 WHERE provider = 'gemini'"
-    )
-    await gate.refresh()
-    noise = TransientFailure("rate_limited", "429", scope="wait", provider="gemini")
-    for _ in range(8):
-        await gate.failed(await gate.admit("gemini", 1000), noise)
-        await gate.refresh()
-    state = (await read_states(pool))["gemini"]
+    _, state = await eight_unnamed_429s(pool, 6000)
     assert (state.rejected_total, state.epoch) == (8, 1), "an unnamed 429 is one signal per window"
     # One cut of 15 % (the admissions since raise it a little); two would leave it under 4,400.
     assert 6000 * admission.DECREASE * 0.98 < state.admitted_rpm < 6000
