@@ -364,10 +364,10 @@ class Admission:
             or self.probe is not None
         ):
             return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
-        permits = self.permits[provider]
-        correction, permits.correction = permits.correction, 0
-        try:
-            rows = await self.db(
+        instruction_chars = self.describer.instruction_chars
+
+        async def claim_with_permits(correction: int) -> list[asyncpg.Record]:
+            return await self.db(
                 queue.claim_with_permits,
                 limit,
                 worker_id,
@@ -378,24 +378,20 @@ class Admission:
                 self._increase(provider),
                 correction,
                 IMAGE_TOKENS + LABEL_TOKENS,
-                self.describer.instruction_chars,
+                instruction_chars,
                 CHARS_PER_TOKEN,
                 attempts=1,
             )
+
+        try:
+            rows = await self.permits[provider].ride(claim_with_permits)
         except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
-            permits.correct(correction)
             self.permit_function = False
             return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
-        except BaseException:
-            permits.correct(correction)  # charged with the next statement rather than lost
-            raise
-        if not rows:
-            permits.correct(correction)  # no row, no call of the function: nothing was charged
         received = time.monotonic()
         pointers = [queue.claimed_pointer(row) for row in rows]
         for pointer, grant in zip(pointers, await self._granted(rows, "permit_"), strict=True):
             self.advance[str(pointer.id)] = (grant, received)
-        permits.carried += len(rows)
         return pointers
 
     def settled(self, pointer_id: uuid.UUID) -> None:

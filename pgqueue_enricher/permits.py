@@ -64,7 +64,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -148,6 +148,23 @@ class ProviderPermits:
         grant = await self._flight.submit(tokens)
         assert grant is not None
         return grant
+
+    async def ride(self, statement: Callable[[int], Awaitable[list[Any]]]) -> list[Any]:
+        """The rows of another statement that draws this provider's permits, one per row (the
+        claim: Admission.claim), given the corrections summed so far to charge with them.
+
+        With no row the permit function was not called and charged nothing: the corrections
+        wait for the next statement, as they do when the statement fails."""
+        correction, self.correction = self.correction, 0
+        try:
+            rows = await statement(correction)
+        except BaseException:
+            self.correction += correction
+            raise
+        if not rows:
+            self.correction += correction
+        self.carried += len(rows)
+        return rows
 
     def correct(self, delta: int) -> None:
         """Charge `delta` more input tokens (less when negative) with the next statement."""
