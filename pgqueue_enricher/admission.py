@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -205,6 +206,12 @@ class Permit:
     at: float = field(default_factory=time.monotonic)
 
 
+# The pointer the running task works on (Pipeline.process sets it): a gated call finds by it
+# the grant a statement of its pointer drew for it in advance (the claim for the describe
+# call, the checkpoint for the embedding call), without the providers' signatures knowing.
+current_pointer: ContextVar[str | None] = ContextVar("pgqe_current_pointer", default=None)
+
+
 def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
     """Input tokens of a describe call, estimated before it: the image plus the prompt text."""
     chars = instruction_chars + sum(
@@ -212,6 +219,11 @@ def describe_tokens(item: EnrichmentInput, instruction_chars: int) -> int:
         for text in (item.sheet_reflection, item.page_name, item.discipline_name, item.pointer_title)
     )
     return IMAGE_TOKENS + chars // CHARS_PER_TOKEN + LABEL_TOKENS
+
+
+def embed_tokens(text: str) -> int:
+    """Input tokens of an embedding call, estimated before it."""
+    return len(text) // CHARS_PER_TOKEN + 1
 
 
 class Admission:
@@ -244,10 +256,12 @@ class Admission:
         # Per provider: the permit statements, coalesced, and the success bookkeeping, likewise.
         self.permits = {name: ProviderPermits(self._charger(name)) for name in PROVIDERS}
         self.successes = {name: SingleFlight(self._succeeder(name)) for name in PROVIDERS}
-        # The gated describer (set by `wrap`): its permits ride on the claim (`claim`), and the
-        # grant of each claimed row waits here, with when it came, for that row's describe call.
+        # The gated providers (set by `wrap`): the describer's permits ride on the claim
+        # (`claim`), the embedder's on the checkpoint (`checkpoint`), and each grant waits here,
+        # by (provider, pointer id) with when it came, for that pointer's call.
         self.describer: GatedDescriber | None = None
-        self.advance: dict[str, tuple[Grant, float]] = {}
+        self.embedder: GatedEmbedder | None = None
+        self.advance: dict[tuple[str, str], tuple[Grant, float]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -317,7 +331,7 @@ class Admission:
         if describer.name in PROVIDERS:
             describer = self.describer = GatedDescriber(describer, self)  # type: ignore[assignment]
         if embedder.name in PROVIDERS:
-            embedder = GatedEmbedder(embedder, self)  # type: ignore[assignment]
+            embedder = self.embedder = GatedEmbedder(embedder, self)  # type: ignore[assignment]
         return replace(providers, describer=describer, embedder=embedder)
 
     # -- claiming -------------------------------------------------------------------------
@@ -354,15 +368,8 @@ class Admission:
         quarter of the queue's time per pointer with a limit set. Not while probing (the
         probe passes the gate) or paused, and not without 0011's function.
         """
-        provider = self.describer.name if self.describer is not None else None
-        state = self.states[provider] if provider is not None else None
-        if (
-            provider is None
-            or state is None
-            or not (self.available and self.permit_function and state.gated)
-            or state.paused
-            or self.probe is not None
-        ):
+        provider = self._carried(self.describer)
+        if provider is None or self.describer is None:
             return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
         instruction_chars = self.describer.instruction_chars
 
@@ -388,16 +395,85 @@ class Admission:
         except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
             self.permit_function = False
             return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
-        received = time.monotonic()
         pointers = [queue.claimed_pointer(row) for row in rows]
-        for pointer, grant in zip(pointers, await self._granted(rows, "permit_"), strict=True):
-            self.advance[str(pointer.id)] = (grant, received)
+        await self._hold(provider, [pointer.id for pointer in pointers], rows)
         return pointers
 
+    def checkpoint_carries_permit(self) -> bool:
+        """Whether `checkpoint` draws the embedding call's permit (the call must then wait
+        for the write)."""
+        return self._carried(self.embedder) is not None
+
+    async def checkpoint(
+        self,
+        db: Executor,
+        fence: queue.Fence,
+        description: str,
+        references: list[str],
+        metadata: dict[str, Any],
+        embed_text: str,
+    ) -> bool:
+        """The checkpoint (the pipeline's fenced write: `db` is its pool); when the embedder is
+        gated, with the permit of the embedding of `embed_text` drawn by the same statement
+        and kept for that call, so that it costs no statement of its own (the Voyage permit
+        had been the one statement per pointer left beside the raw loop's three)."""
+        provider = self._carried(self.embedder)
+        if provider is None:
+            return await queue.checkpoint(db, fence, description, references, metadata)
+
+        async def checkpoint_with_permit(correction: int) -> list[asyncpg.Record]:
+            row = await queue.checkpoint_with_permit(
+                db,
+                fence,
+                description,
+                references,
+                metadata,
+                provider,
+                MAX_HOLD_S,
+                HEADROOM,
+                self._increase(provider),
+                correction,
+                embed_tokens(embed_text),
+            )
+            return [] if row is None else [row]
+
+        try:
+            rows = await self.permits[provider].ride(checkpoint_with_permit)
+        except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
+            self.permit_function = False
+            return await queue.checkpoint(db, fence, description, references, metadata)
+        if not rows:
+            return False  # the lease was lost: nothing written, nothing drawn
+        await self._hold(provider, [fence.pointer_id], rows)
+        return True
+
+    def _carried(self, gated: GatedDescriber | GatedEmbedder | None) -> str | None:
+        """The provider whose permit the statement before its call may draw: gated, with 0011's
+        function, and neither paused nor probed (the probe passes the gate)."""
+        state = self.states.get(gated.name) if gated is not None else None
+        if (
+            state is None
+            or not (self.available and self.permit_function and state.gated)
+            or state.paused
+            or self.probe is not None
+        ):
+            return None
+        return state.provider
+
+    async def _hold(self, provider: str, pointer_ids: list[uuid.UUID], rows: list[asyncpg.Record]) -> None:
+        """Keep the grants a claim or checkpoint drew, each for its pointer's next call."""
+        received = time.monotonic()
+        for pointer_id, row, grant in zip(
+            pointer_ids, rows, await self._granted(rows, "permit_"), strict=True
+        ):
+            if row["permit_reserved"] is not None:  # NULL: the provider has no row, nothing drawn
+                self.advance[(provider, str(pointer_id))] = (grant, received)
+
     def settled(self, pointer_id: uuid.UUID) -> None:
-        """The row's attempt ended: a grant its describe call did not use (a reused checkpoint,
-        an earlier failure) goes unused."""
-        self.advance.pop(str(pointer_id), None)
+        """The row's attempt ended: a grant its call did not use (a reused checkpoint, an
+        earlier failure) goes unused."""
+        for provider in PROVIDERS:
+            self.advance.pop((provider, str(pointer_id)), None)
 
     def claimed(self, pointer_ids: list[uuid.UUID]) -> None:
         if self.probe is not None and self.probe[1] is None and pointer_ids:
@@ -411,10 +487,11 @@ class Admission:
 
     # -- one call -------------------------------------------------------------------------
 
-    async def admit(self, provider: str, tokens: int, pointer_id: str | None = None) -> Permit:
-        """Wait for this call's slot (holding no connection), or raise a wait failure. The
-        grant drawn by the claim of `pointer_id`, if any, is this call's permit."""
-        advance = self.advance.pop(pointer_id, None) if pointer_id is not None else None
+    async def admit(self, provider: str, tokens: int) -> Permit:
+        """Wait for this call's slot (holding no connection), or raise a wait failure. A grant
+        drawn in advance for the task's pointer (`current_pointer`), if any, is its permit."""
+        pointer_id = current_pointer.get()
+        advance = self.advance.pop((provider, pointer_id), None) if pointer_id is not None else None
         state = self.states[provider]
         self.calls[provider] += 1
         probing = self.probe is not None and self.probe[0] == provider
@@ -771,7 +848,7 @@ class GatedDescriber:
 
     async def describe(self, item: EnrichmentInput) -> EnrichmentOutput:
         tokens = describe_tokens(item, self.instruction_chars)
-        permit = await self._admission.admit(self.name, tokens, item.pointer_id)
+        permit = await self._admission.admit(self.name, tokens)
         try:
             output = await self._inner.describe(item)
         except EnrichmentFailure as failure:
@@ -796,7 +873,7 @@ class GatedEmbedder:
         return getattr(self._inner, name)
 
     async def embed(self, text: str) -> Embedding:
-        permit = await self._admission.admit(self.name, len(text) // CHARS_PER_TOKEN + 1)
+        permit = await self._admission.admit(self.name, embed_tokens(text))
         try:
             embedding = await self._inner.embed(text)
         except EnrichmentFailure as failure:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pgqueue_enricher import queue, tiers
+from pgqueue_enricher.admission import Admission, current_pointer
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.metrics import WorkerMetrics
@@ -94,16 +95,19 @@ class Pipeline:
         providers: Providers,
         db: DbCall,
         metrics: WorkerMetrics,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.providers = providers
         self.db = db
         self.metrics = metrics
+        self.admission = admission  # the gate of `providers` (None: not gated)
 
     async def process(self, pointer: queue.ClaimedPointer) -> Settled:
         """Enrich the pointer and settle its row; no exception but a cancel escapes."""
         started = time.perf_counter()
+        current_pointer.set(str(pointer.id))  # this task's: its gated calls find their grants by it
         fence = pointer.fence(self.worker_id)
         base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
         try:
@@ -193,9 +197,7 @@ class Pipeline:
                 "crop_bytes": len(crop),
                 "stage_ms": dict(timings),
             }
-            embedding = await self._checkpoint_beside(
-                fence, description, references, metadata, self._embed(text, timings)
-            )
+            embedding = await self._checkpoint_beside(fence, description, references, metadata, text, timings)
         metadata.update(
             stage="complete",
             attempt=pointer.attempt,
@@ -222,20 +224,28 @@ class Pipeline:
         description: str,
         references: list[str],
         metadata: dict[str, Any],
-        embedding: Awaitable[Embedding],
+        text: str,
+        timings: dict[str, int],
     ) -> Embedding:
-        """The checkpoint write and the embedding (its permit, then the call) at the same time.
+        """The checkpoint write and the embedding (its permit, then the call) at the same time,
+        or, when the embedding's permit rides on the checkpoint, one after the other.
 
         Neither needs the other: the checkpoint keeps the paid-for description for a retry
         should the embedding fail, and that still holds because the outcome waits for both.
         An embedding failure is acted on only once the checkpoint has landed, so the retry
         reuses it; a lost lease (or a database error) on the checkpoint discards the
         embedding, whose call is cancelled or, at worst, paid once for nothing. What it
-        saves is one database round trip per pointer (the Voyage permit, where a limit is
-        set, is drawn while the checkpoint is written) and the checkpoint's commit from the
-        path before the Voyage call.
+        saves the checkpoint's commit from the path before the Voyage call.
+
+        With a limit set on the embedder, its permit is drawn by the checkpoint statement
+        itself (Admission.checkpoint): no statement of its own, at the cost of the call
+        waiting for the write, a few milliseconds beside the describe call's seconds.
         """
-        embedding_task = asyncio.ensure_future(embedding)
+        if self.admission is not None and self.admission.checkpoint_carries_permit():
+            if not await self.db(self.admission.checkpoint, fence, description, references, metadata, text):
+                raise LeaseLost()
+            return await self._embed(text, timings)
+        embedding_task = asyncio.ensure_future(self._embed(text, timings))
         try:
             await self._checkpoint(fence, description, references, metadata)
         except BaseException:

@@ -145,6 +145,29 @@ async def checkpoint(
     return row is not None
 
 
+async def checkpoint_with_permit(
+    db: Executor,
+    fence: Fence,
+    description: str,
+    cross_references: list[str],
+    metadata: dict[str, Any],
+    *permit_args: Any,
+) -> asyncpg.Record | None:
+    """The checkpoint with the embedding call's permit drawn in the same statement
+    (`pointers_checkpoint_with_permit`): its `permit_*` columns (admission.py), None when the
+    lease was lost and nothing was written."""
+    return await db.fetchrow(
+        query("pointers_checkpoint_with_permit"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        description,
+        _json(cross_references),
+        _json(metadata),
+        *permit_args,
+    )
+
+
 async def complete(
     db: Executor,
     fence: Fence,

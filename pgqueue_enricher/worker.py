@@ -419,7 +419,9 @@ class Worker:
                 await self.providers.aclose()
             raise
         gated = self.admission.wrap(self.providers)  # provider admission: the gate before each call
-        self.pipeline = Pipeline(self.settings, self.worker_id, gated, self.settle_db, self.metrics)
+        self.pipeline = Pipeline(
+            self.settings, self.worker_id, gated, self.settle_db, self.metrics, admission=self.admission
+        )
         side_tasks: list[asyncio.Task[None]] = []
         try:
             self.pool = await self._open_pool()

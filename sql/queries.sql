@@ -95,19 +95,51 @@ FROM claimed_rows AS r
 LEFT JOIN permits AS p ON p.n = r.n
 ORDER BY r.n;
 
--- name: pointers_checkpoint
+-- name: pointers_checkpoint_head
+-- Not a statement by itself: the write both checkpoints share (pointers_checkpoint and
+-- pointers_checkpoint_with_permit put it where they say `-- include: pointers_checkpoint_head`).
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
 -- $4 description, $5 cross_references json, $6 metadata json), so a retry after an
 -- embedding failure reuses it instead of paying for the model again. Fenced. Metadata is
 -- merged: keys another writer put there (the host's reground_instruction, regrounded_at)
 -- stay beside ours.
-UPDATE pointers
-SET description = $4,
-    cross_references = $5::text::jsonb,
-    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $6::text::jsonb
-WHERE id = $1 AND enrichment_status = 'processing'
-  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
-RETURNING id;
+WITH saved AS (
+    UPDATE pointers
+    SET description = $4,
+        cross_references = $5::text::jsonb,
+        enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $6::text::jsonb
+    WHERE id = $1 AND enrichment_status = 'processing'
+      AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+    RETURNING id
+)
+
+-- name: pointers_checkpoint
+-- The checkpoint ($1-$6: pointers_checkpoint_head); the row's id when it was written.
+-- include: pointers_checkpoint_head
+SELECT id FROM saved;
+
+-- name: pointers_checkpoint_with_permit
+-- pointers_checkpoint ($1-$6), and in the same statement, once the row is written, the
+-- gated embedder's permit for the embedding call that follows, as sql/admission.sql
+-- provider_state_acquire draws it: $7 provider, $8 longest wait worth reserving, $9
+-- headroom, $10 adaptive increase per call, $11 tokens to charge first, $12 the call's
+-- estimated input tokens. Why (pgqueue_enricher/permits.py): the checkpoint is the
+-- statement right before the embedding call, so its permit costs no statement of its own.
+-- Not written (the lease is lost), no permit drawn: the function is not called. The permit
+-- function turns off synchronous_commit for its transaction, here the checkpoint's: a
+-- checkpoint lost to a crash of Postgres itself costs the row a second describe call on its
+-- next attempt, and the write-back, which commits synchronously, flushes it with its own.
+-- include: pointers_checkpoint_head
+, asks AS (
+    SELECT ARRAY[$12::float8] AS tokens FROM saved
+), permits AS (
+    SELECT g.slot, g.wait_s, g.reserved, g.paused, g.epoch
+    FROM asks, public.pgqueue_enricher_acquire_permits($7, asks.tokens, $8, $9, $10, $11) AS g
+)
+SELECT saved.id, p.slot AS permit_slot, p.wait_s AS permit_wait_s, p.reserved AS permit_reserved,
+       p.paused AS permit_paused, p.epoch AS permit_epoch
+FROM saved
+LEFT JOIN permits AS p ON true;
 
 -- name: pointers_complete
 -- The write-back ($1 id, $2 worker, $3 attempt, $4 description, $5 cross_references

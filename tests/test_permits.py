@@ -328,6 +328,61 @@ async def test_the_function_and_the_statement_for_older_databases_give_the_same_
     assert dict(states[0]) == dict(states[1])
 
 
+# One call's states for the function's own path for a single call (revision 0012): limits,
+# learnt rate and named quota in every combination the gate writes, and a pause.
+SINGLE_CALL_STATES = {
+    "requests limit": (300.0, None, None, None, False),
+    "both limits and a learnt rate": (300.0, 90_000.0, 250.0, None, False),
+    "learnt rate near its named quota": (None, None, 598.0, 600.0, False),
+    "named quota and no learnt rate": (None, None, None, 600.0, False),
+    "tokens limit alone": (None, 90_000.0, None, None, False),
+    "no limit": (None, None, None, None, False),
+    "paused": (300.0, 90_000.0, None, None, True),
+}
+
+
+@pytest.mark.parametrize("state", SINGLE_CALL_STATES, ids=list(SINGLE_CALL_STATES))
+async def test_the_function_s_path_for_one_call_gives_what_the_batch_statement_gives_one_call(
+    pool: asyncpg.Pool, state: str
+) -> None:
+    """The same state on both rows, the function on one and the batch statement on the other,
+    in one transaction (one now()): the same grant and the same schedule after it, with the
+    schedule behind now or ahead of it, a hold that reserves or refuses, and a correction."""
+    rpm, tpm, admitted, quota, paused = SINGLE_CALL_STATES[state]
+    async with pool.acquire() as conn:
+        for offset_s in (-60.0, 600.0):
+            for hold in (20.0, 1e9):
+                for correction in (0, 250, -4000):
+                    case = (state, offset_s, hold, correction)
+                    rolled_back = conn.transaction()
+                    await rolled_back.start()
+                    try:
+                        await conn.execute(
+                            "UPDATE pgqueue_enricher_provider_state SET rpm_limit = $1, tpm_limit = $2,"
+                            " admitted_rpm = $3, quota_rpm = $4, throttle_epoch = 7,"
+                            " paused_since = CASE WHEN $5 THEN now() END,"
+                            " next_free_at = now() + make_interval(secs => $6),"
+                            " tokens_free_at = now() + make_interval(secs => $6 + 2)",
+                            rpm,
+                            tpm,
+                            admitted,
+                            quota,
+                            paused,
+                            offset_s,
+                        )
+                        args = ([1500], hold, HEADROOM, 4.0, correction)
+                        ours = await admission._acquire_batch(conn, "gemini", *args, True)
+                        batch = await admission._acquire_batch(conn, "voyage", *args, False)
+                        assert len(ours) == 1 and [dict(r) for r in ours] == [dict(r) for r in batch], case
+                        after = await conn.fetch(
+                            "SELECT admitted_rpm, admitted_total, next_free_at, tokens_free_at"
+                            " FROM pgqueue_enricher_provider_state ORDER BY provider"
+                        )
+                        assert dict(after[0]) == dict(after[1]), case
+                    finally:
+                        await rolled_back.rollback()
+
+
 async def test_a_worker_draws_its_permits_through_the_function_when_it_may(pool: asyncpg.Pool) -> None:
     gate, _ = gate_for(pool, "w1", pass2_gemini_rpm=6000)
     await gate.start()
