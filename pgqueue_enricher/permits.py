@@ -49,9 +49,16 @@ loop at concurrency 32). What the design keeps and what it changes:
 - Later (bench/throughput.py at concurrency 3 still paid two permit round trips per pointer):
   a describe call's permit is drawn by the claim statement of its row
   (`Admission.claim`, sql/queries.sql `pointers_claim_with_permits`), the statement right
-  before the call, so it costs no round trip at all; and the pipeline draws the Voyage permit
-  while it writes the checkpoint (pipeline.py `_checkpoint_beside`), so that one costs no
-  time on the pointer's path.
+  before the call, so it costs no round trip at all. The Voyage permit was drawn while the
+  checkpoint was written, beside it; that still cost a statement, and the two statements at
+  once slowed each other on the shared cores, so it too rides on the statement before its
+  call, the checkpoint (`Admission.checkpoint`, `pointers_checkpoint_with_permit`). And
+  revision 0012 gives the function a path of its own for one call (most statements are of
+  one), which decides the same with less of the server (figures in the README).
+- Riding is not limited to one statement at a time the way the batch is: claims and
+  checkpoints that ride at once queue on the provider's row lock, but at concurrency 32 a
+  cap on them (the rest asking the batch) measured no cheaper, and each batch is one more
+  transaction, the costliest part of a permit on the database.
 
 Kept out on purpose: reserving slots ahead of the calls that will use them (a cache of
 permits). A slot taken before it is needed is either wasted or used late, and late slots
@@ -141,7 +148,7 @@ class ProviderPermits:
         self.correction = 0  # input tokens counted minus estimated, not yet charged to the row
         self.permits = 0  # calls given a grant by a statement
         self.statements = 0  # permit statements run: permits / statements is the batch size
-        self.carried = 0  # permits drawn by the claim statement (Admission.claim), costing none
+        self.carried = 0  # permits drawn by a claim or checkpoint (Admission), costing no statement
 
     async def reserve(self, tokens: int) -> Grant:
         """This call's grant, from the next permit statement (started now when none is running)."""

@@ -228,7 +228,7 @@ class Worker:
             log.debug("refill_failed", reason=exception_reason(exc))
             self.doorbell.set()
             return
-        if not claimed and self.drain:
+        if claimed == 0 and self.drain:
             self.doorbell.set()
 
     # -- side duties -------------------------------------------------------------------
@@ -288,14 +288,20 @@ class Worker:
 
     # -- the loop ----------------------------------------------------------------------
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> int | None:
+        """Claim rows into the free slots and start them: how many, or None when there was no
+        slot to claim for (every one running or being claimed, or the worker stopping).
+
+        None is not "the queue is empty": drain mode counts what is left at once only after a
+        claim that could have found rows and found none (a count on every turn that found the
+        slots taken scanned the queue many times a second at concurrency 32)."""
         free = self.settings.pass2_max_concurrent - len(self.in_flight) - self.claiming
         if self.stop_event.is_set() or self.shutting_down:
-            return 0
+            return None
         if free <= 0:
             if self.claiming and len(self.in_flight) < self.settings.pass2_max_concurrent:
                 self.claim_again = True
-            return 0
+            return None
         self.claiming += free  # before the first await: a claim beside this one sees them taken
         try:
             allowed = await self.admission.claimable(free, self.in_flight)  # 0 while paused
@@ -321,14 +327,14 @@ class Worker:
             self._start(pointer)
         return len(claimed)
 
-    async def _drained(self, claimed: int) -> bool:
+    async def _drained(self, claimed: int | None) -> bool:
         """Drain mode: done once a claim found nothing and no row is pending or processing.
 
-        The count also feeds the progress bar; while claims keep succeeding it runs at most
-        every PROGRESS_INTERVAL, so that it does not add a query to every claim.
+        The count also feeds the progress bar; unless a claim found nothing it runs at most
+        every PROGRESS_INTERVAL, so that it does not add a query to every turn.
         """
         now = time.monotonic()
-        if claimed and now < self._next_progress:
+        if claimed != 0 and now < self._next_progress:
             return False
         self._next_progress = now + PROGRESS_INTERVAL
         pending, processing = await self.db(queue.count_unfinished)

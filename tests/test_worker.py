@@ -116,6 +116,53 @@ async def test_freed_slots_claim_side_by_side_and_never_hold_more_rows_than_slot
     assert worker.metrics.claims == 60
 
 
+async def test_a_draining_worker_woken_while_every_slot_is_busy_does_not_count_the_queue_each_time(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider_settings: Settings,
+    crops: FakeServer,
+    watcher: RowWatcher,
+    monkeypatch: Any,
+) -> None:
+    # Drain mode asks "is anything left?" after a claim that found nothing. A wake-up while
+    # every slot is busy claims nothing because there is no slot, not because the queue is
+    # empty: counting then scanned the queue on every such turn (many a second at
+    # concurrency 32, bench/throughput.py). Only the progress count, every PROGRESS_INTERVAL, is left.
+    from pgqueue_enricher import queue
+
+    counted = 0
+    count_unfinished = queue.count_unfinished
+
+    async def counting(*args: Any) -> Any:
+        nonlocal counted
+        counted += 1
+        return await count_unfinished(*args)
+
+    monkeypatch.setattr(queue, "count_unfinished", counting)
+    settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=2)
+    _, page = await make_page(conn)
+    crops.gemini.latency = 1.5  # both slots stay busy while the loop is woken
+    await insert_pointers(conn, page, 2)
+    async with running_worker(settings, drain=True) as worker:
+        await watcher.until_status("processing", 2, timeout=10)
+        turned, turn = asyncio.Event(), worker.loop_watch.turned
+
+        def note_turn() -> None:
+            turn()
+            turned.set()
+
+        worker.loop_watch.turned = note_turn  # type: ignore[method-assign]
+        before, started = counted, time.monotonic()
+        for _ in range(40):
+            turned.clear()
+            worker.doorbell.set()
+            await asyncio.wait_for(turned.wait(), 5)
+        elapsed = time.monotonic() - started
+        assert len(worker.in_flight) == 2, "the slots were busy throughout"
+        assert counted - before <= elapsed / 0.5 + 1, f"{counted - before} counts in 40 wake-ups"
+        assert set((await watcher.until_final(2, timeout=10)).values()) == {"complete"}
+
+
 async def test_a_notify_heard_while_a_refill_claim_holds_the_slot_is_not_lost(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
