@@ -79,6 +79,9 @@ class Worker:
         # end, or a NOTIFY heard meanwhile would be lost (their statements began before it).
         self.claim_again = False
         self.refills: set[asyncio.Task[None]] = set()
+        # The last claim found fewer rows than it asked for: the queue was empty then, so a
+        # freed slot does not claim (a NOTIFY, a retry falling due or the poll wakes the loop).
+        self.queue_seen_empty = False
         self.shutting_down = False  # however the loop ended: no claim from here on
         self.lost: set[uuid.UUID] = set()
         self.pool: asyncpg.Pool | None = None
@@ -202,6 +205,8 @@ class Worker:
             ):
                 self.doorbell.set()  # the loop decides: stopping, paused, probing
                 return
+            if self.queue_seen_empty and not self.drain:
+                return  # nothing to claim: new rows ring the doorbell themselves
             refill = asyncio.create_task(self._refill(), name="pgqe-refill")
             self.refills.add(refill)
             refill.add_done_callback(self.refills.discard)
@@ -220,7 +225,10 @@ class Worker:
         drain mode (the loop decides the end). Otherwise an empty claim wakes nobody: the
         queue is empty, and the next insert's NOTIFY (or the poll) wakes the loop; ringing
         here cost an idle worker a second empty claim after every pointer, which showed in
-        the pickup latency.
+        the pickup latency. For the same reason, outside drain mode a slot that frees after a
+        claim found the queue empty claims nothing (`queue_seen_empty`): at low load every
+        finished pointer had cost an empty claim, whose slots stayed taken for a round trip
+        just when the next insert's NOTIFY might come, and the NOTIFY's claim waited for it.
         """
         try:
             claimed = await self._claim()
@@ -309,6 +317,7 @@ class Worker:
                 return 0
             sent = time.monotonic()
             claimed = await self.admission.claim(allowed, self.worker_id, self.lease)
+            self.queue_seen_empty = len(claimed) < allowed
         finally:
             self.claiming -= free
             if self.claim_again and not self.claiming:

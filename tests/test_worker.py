@@ -163,6 +163,34 @@ async def test_a_draining_worker_woken_while_every_slot_is_busy_does_not_count_t
         assert set((await watcher.until_final(2, timeout=10)).values()) == {"complete"}
 
 
+async def test_at_low_load_a_finished_pointer_sends_no_empty_claim_after_one_found_the_queue_empty(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    # One insert at a time, each after the last one completed: the insert's NOTIFY claims it,
+    # and its slot, freed, has nothing to claim (that claim had found the queue empty). An
+    # empty claim after each pointer held the claim slots just when the next NOTIFY came.
+    settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=2, pass2_poll_interval=30.0)
+    _, page = await make_page(conn)
+    async with running_worker(settings) as worker:
+        await asyncio.wait_for(worker.listener.ready.wait(), 10)
+        claim, claims = worker.admission.claim, []
+
+        async def counted_claim(*args: Any) -> Any:
+            rows = await claim(*args)
+            claims.append(len(rows))
+            return rows
+
+        worker.admission.claim = counted_claim  # type: ignore[method-assign]
+        for n in range(6):
+            await insert_pointers(conn, page, 1, title_prefix=f"One at a time {n}")
+            assert set((await watcher.until_final(1, timeout=10)).values()) == {"complete"}
+            # Its task ends after its write: its slot is free (its done callback has run)
+            # before the next insert, or that insert's claim would find the slot still taken.
+            await asyncio.gather(*list(worker.in_flight.values()))
+    # The worker has stopped: a refill sent after the last pointer would be counted too.
+    assert claims == [1] * 6, f"rows found by each claim: {claims}"
+
+
 async def test_a_notify_heard_while_a_refill_claim_holds_the_slot_is_not_lost(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
 ) -> None:
