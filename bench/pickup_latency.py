@@ -7,7 +7,7 @@ notes the time its describer is first called for the pointer, which is after the
 returned, so the figure is commit → claimed → work started. Both clocks are this machine's.
 Prints p50, p90, p99 and max in milliseconds.
 
-    .venv/bin/python bench/pickup_latency.py [--pointers 500] [--rate 50]
+    .venv/bin/python bench/pickup_latency.py [--pointers 500] [--rate 50] [--gate open] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -115,6 +115,12 @@ def main() -> int:
     parser.add_argument(
         "--gate", choices=GATES, default="open", help="provider admission gate (bench/common.py GATES)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs back to back, each with a fresh worker (median p99 judged)",
+    )
     parser.add_argument("--insert-into", nargs=2, metavar=("URL", "PAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.insert_into:
@@ -124,15 +130,21 @@ def main() -> int:
 
     configure_logging("console", "WARNING")
     with migrated_database("pgqe_bench_pickup") as url:
-        latencies = asyncio.run(measure(url, args.pointers, args.rate, args.gate))
+        runs = [asyncio.run(measure(url, args.pointers, args.rate, args.gate)) for _ in range(args.rounds)]
     print(
-        f"{len(latencies)} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval, "
+        f"{args.pointers} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval, "
         f"admission gate {args.gate}"
     )
-    print(
-        f"commit -> claimed, ms: p50 {percentile(latencies, 0.5):.2f}  p90 {percentile(latencies, 0.9):.2f}  "
-        f"p99 {percentile(latencies, 0.99):.2f}  max {latencies[-1]:.2f}  mean {statistics.fmean(latencies):.2f}"
-    )
+    for latencies in runs:
+        print(
+            f"commit -> claimed, ms: p50 {percentile(latencies, 0.5):.2f}  p90 {percentile(latencies, 0.9):.2f}  "
+            f"p99 {percentile(latencies, 0.99):.2f}  max {latencies[-1]:.2f}  mean {statistics.fmean(latencies):.2f}"
+        )
+    if len(runs) > 1:
+        # The p99 of 500 inserts is their fifth slowest: one hiccup of this shared VM moves it.
+        p50 = statistics.median(percentile(latencies, 0.5) for latencies in runs)
+        p99 = statistics.median(percentile(latencies, 0.99) for latencies in runs)
+        print(f"median of {len(runs)} runs: p50 {p50:.2f}  p99 {p99:.2f}")
     print("targets: p50 <= 3 ms, p99 <= 6 ms")
     return 0
 
