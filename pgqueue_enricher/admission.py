@@ -7,7 +7,8 @@ that every worker of every machine reads and updates with short statements:
 - the gate: with a limit configured (PASS2_GEMINI_RPM/TPM, PASS2_VOYAGE_RPM/TPM) or learnt
   from a 429 (the adaptive rate), each call first reserves its own slot and then sleeps until
   it, holding no database connection, so waiters start in slot order; a describe call's slot
-  is drawn by the claim statement of its row (`Admission.claim`), other calls of one worker
+  is drawn by the claim statement of its row (`Admission.claim`), an embedding call's by its
+  row's checkpoint (`Admission.checkpoint`), other calls of one worker
   that ask while its previous permit statement runs share the next one, and token corrections
   ride along with either (permits.py says why and what that keeps); with neither limit, and
   nothing paused, a call costs no statement at all;
@@ -21,7 +22,8 @@ that every worker of every machine reads and updates with short statements:
   does not come back in one burst).
 
 The worker wraps its providers with `Admission.wrap`, asks `claimable` before each claim,
-and gives rows back with their attempt when a failure `gives_attempt_back`.
+and gives rows back with their attempt when a failure `gives_attempt_back`. The rows as read,
+the statements on them and their `status` lines are provider_state.py's.
 """
 
 from __future__ import annotations
@@ -40,14 +42,20 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher import queue
+from pgqueue_enricher import provider_state, queue
 from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.permits import Grant, ProviderPermits, SingleFlight
+from pgqueue_enricher.provider_state import (
+    RESUME_HINTS,
+    Executor,
+    ProviderState,
+    pause_line,
+    read_states,
+)
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.sqlfiles import blocks
 
 log = get_logger("pgqueue_enricher.admission")
 
@@ -86,113 +94,6 @@ CHARS_PER_TOKEN = 4
 LABEL_TOKENS = 64
 
 DbCall = Callable[..., Awaitable[Any]]
-Executor = asyncpg.Pool | asyncpg.Connection
-
-
-def query(name: str) -> str:
-    """A named statement from sql/admission.sql."""
-    return blocks("admission.sql")[name]
-
-
-# How to lift each provider's pause by hand, as printed by `status` and the pause log line.
-RESUME_HINTS = {
-    "gemini": "SELECT pgqueue_enricher_resume_provider('gemini');",
-    "voyage": "SELECT pgqueue_enricher_resume_provider('voyage');",
-}
-
-
-@dataclass(frozen=True)
-class ProviderState:
-    """One provider's row as last read (`read_at` is this worker's monotonic clock)."""
-
-    provider: str
-    rpm_limit: float | None = None
-    tpm_limit: float | None = None
-    admitted_rpm: float | None = None
-    quota_rpm: float | None = None
-    epoch: int = 0
-    consecutive_failures: int = 0
-    paused_kind: str | None = None
-    paused_reason: str | None = None
-    paused_since: datetime | None = None
-    next_probe_at: datetime | None = None
-    next_probe_in_s: float | None = None
-    probe_by: str | None = None
-    admitted_total: int = 0
-    rejected_total: int = 0
-    rejected_per_minute: float = 0.0
-    last_cut_s: float | None = None  # since the adaptive rate was last cut
-    read_at: float = 0.0
-
-    @property
-    def paused(self) -> bool:
-        return self.paused_since is not None
-
-    @property
-    def gated(self) -> bool:
-        """Whether a call needs a permit: a limit is configured or has been learnt."""
-        return self.rpm_limit is not None or self.tpm_limit is not None or self.admitted_rpm is not None
-
-    @property
-    def probe_due(self) -> bool:
-        if not self.paused or self.next_probe_in_s is None:
-            return False
-        return time.monotonic() >= self.read_at + self.next_probe_in_s
-
-    def report(self) -> dict[str, Any]:
-        """The shape `status --json` shows under "providers"."""
-        return {
-            "provider": self.provider,
-            "rpm_limit": self.rpm_limit,
-            "tpm_limit": self.tpm_limit,
-            "admitted_rpm": None if self.admitted_rpm is None else round(self.admitted_rpm, 1),
-            "quota_rpm": self.quota_rpm,
-            "rejected_per_minute": round(self.rejected_per_minute, 1),
-            "rejected_total": self.rejected_total,
-            "paused": None
-            if not self.paused
-            else {
-                "kind": self.paused_kind,
-                "reason": self.paused_reason,
-                "since": self.paused_since.isoformat() if self.paused_since else None,
-                "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
-                "next_probe_in_s": None
-                if self.next_probe_in_s is None
-                else round(max(self.next_probe_in_s, 0.0), 1),
-            },
-        }
-
-
-def _state(row: asyncpg.Record) -> ProviderState:
-    return ProviderState(
-        provider=row["provider"],
-        rpm_limit=row["rpm_limit"],
-        tpm_limit=row["tpm_limit"],
-        admitted_rpm=row["admitted_rpm"],
-        quota_rpm=row["quota_rpm"],
-        epoch=int(row["throttle_epoch"]),
-        consecutive_failures=int(row["consecutive_failures"]),
-        paused_kind=row["paused_kind"],
-        paused_reason=row["paused_reason"],
-        paused_since=row["paused_since"],
-        next_probe_at=row["next_probe_at"],
-        next_probe_in_s=row["next_probe_in_s"],
-        probe_by=row["probe_by"],
-        admitted_total=int(row["admitted_total"]),
-        rejected_total=int(row["rejected_total"]),
-        rejected_per_minute=float(row["rejected_per_minute"] or 0.0),
-        last_cut_s=row["last_cut_s"],
-        read_at=time.monotonic(),
-    )
-
-
-async def read_states(db: Executor) -> dict[str, ProviderState]:
-    return {row["provider"]: _state(row) for row in await db.fetch(query("provider_state_read"))}
-
-
-async def resume_provider(db: Executor, provider: str) -> bool:
-    """What `SELECT pgqueue_enricher_resume_provider(...)` does, for Python callers."""
-    return bool(await db.fetchval("SELECT pgqueue_enricher_resume_provider($1)", provider))
 
 
 @dataclass(frozen=True)
@@ -269,9 +170,9 @@ class Admission:
         """Write this worker's configured limits and read the state, before the first claim."""
         try:
             for provider, (rpm, tpm) in self.limits.items():
-                await self.db(_configure, provider, rpm, tpm)
+                await self.db(provider_state.configure, provider, rpm, tpm)
             await self.refresh()
-            self.permit_function = await self.db(_permit_function_callable)
+            self.permit_function = await self.db(provider_state.permit_function_callable)
             self.available = True
         except (asyncpg.UndefinedTableError, asyncpg.InsufficientPrivilegeError) as exc:
             log.warning(
@@ -296,7 +197,7 @@ class Admission:
                 self.doorbell.set()
 
     async def _forget_quota(self, state: ProviderState) -> None:
-        forgotten = await self.db(_forget_quota, state.provider, QUOTA_MEMORY_S)
+        forgotten = await self.db(provider_state.forget_quota, state.provider, QUOTA_MEMORY_S)
         self.states[state.provider] = replace(state, quota_rpm=None)
         if forgotten is not None:  # this worker's statement forgot it: say so once for the fleet
             log.info(
@@ -352,7 +253,9 @@ class Admission:
             return 0  # our probe is still running
         self.probe = None
         for state in paused:
-            if state.probe_due and await self.db(_take_probe, state.provider, self.worker_id, self.probe_max):
+            if state.probe_due and await self.db(
+                provider_state.take_probe, state.provider, self.worker_id, self.probe_max
+            ):
                 log.info("provider_probe", provider=state.provider, paused_kind=state.paused_kind)
                 self.probe = (state.provider, None)
                 return 1
@@ -535,10 +438,10 @@ class Admission:
             """One permit statement: the slots of `asks`, after charging `correction` tokens."""
             args = (provider, asks, MAX_HOLD_S, HEADROOM, self._increase(provider), correction)
             try:
-                rows = await self.db(_acquire_batch, *args, self.permit_function)
+                rows = await self.db(provider_state.acquire_batch, *args, self.permit_function)
             except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
                 self.permit_function = False
-                rows = await self.db(_acquire_batch, *args, False)
+                rows = await self.db(provider_state.acquire_batch, *args, False)
             return await self._granted(rows)
 
         return charge
@@ -593,7 +496,7 @@ class Admission:
         return succeed
 
     async def _record_success(self, provider: str, call_age_s: float) -> None:
-        row = await self.db(_succeed, provider, call_age_s)
+        row = await self.db(provider_state.succeed, provider, call_age_s)
         if row is not None and row["paused"]:
             return  # a call from before the pause answered: the pause stands (the probe decides)
         if self.states[provider].paused or (row is not None and row["resumed"]):
@@ -630,7 +533,7 @@ class Admission:
         if failure.scope == "wait":
             self.rejected[provider] += 1
             row = await self.db(
-                _throttle,
+                provider_state.throttle,
                 provider,
                 permit.epoch,
                 failure.quota_per_minute,
@@ -665,7 +568,7 @@ class Admission:
         if failure.kind == "daily_quota" and failure.retry_after:
             first_probe = max(failure.retry_after, self.probe_base)
         row = await self.db(
-            _fail,
+            provider_state.fail,
             provider,
             1 if systemic else OUTAGE_THRESHOLD,
             failure.kind,
@@ -752,83 +655,6 @@ def _admitted(state: ProviderState) -> float | None:
     return min(rates) * HEADROOM if rates else None
 
 
-def pause_line(state: ProviderState) -> str:
-    since = state.paused_since.isoformat(timespec="seconds") if state.paused_since else "?"
-    probe = "" if state.next_probe_in_s is None else f"; next probe in {max(state.next_probe_in_s, 0):.0f} s"
-    return f"{state.provider} paused since {since} ({state.paused_kind}){probe}: {state.paused_reason}"
-
-
-# -- statements (sql/admission.sql) ---------------------------------------------------------
-
-
-async def _configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:
-    await db.execute(query("provider_state_configure"), provider, rpm, tpm)
-
-
-async def _acquire_batch(
-    db: Executor,
-    provider: str,
-    tokens: list[int],
-    max_hold: float,
-    headroom: float,
-    increase: float,
-    correction: int,
-    function: bool = True,
-) -> list[asyncpg.Record]:
-    """The permits of a batch: through the function that keeps its plan (0011), or else the
-    same statement parsed and planned on every call."""
-    statement = query("provider_permits_acquire") if function else query("provider_state_acquire")
-    return await db.fetch(statement, provider, tokens, max_hold, headroom, increase, correction)
-
-
-async def _permit_function_callable(db: Executor) -> bool:
-    return bool(await db.fetchval(query("provider_permits_callable")))
-
-
-async def _acquire(
-    db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
-) -> asyncpg.Record:
-    """One call's permit in a statement of its own (what a batch of one is)."""
-    (row,) = await _acquire_batch(db, provider, [tokens], max_hold, headroom, increase, 0)
-    return row
-
-
-async def _throttle(
-    db: Executor,
-    provider: str,
-    epoch: int,
-    quota_rpm: float | None,
-    decrease: float,
-    start: float,
-    floor: float,
-    mild: float,
-    window: float,
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild, window
-    )
-
-
-async def _fail(
-    db: Executor, provider: str, threshold: int, kind: str, reason: str, first_probe: float, base: float
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_fail"), provider, threshold, kind, reason, first_probe, base
-    )
-
-
-async def _forget_quota(db: Executor, provider: str, memory_s: float) -> float | None:
-    return await db.fetchval(query("provider_state_forget_quota"), provider, memory_s)
-
-
-async def _succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
-    return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
-
-
-async def _take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
-    return await db.fetchval(query("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
-
-
 # -- the wrappers -----------------------------------------------------------------------------
 
 
@@ -884,41 +710,3 @@ class GatedEmbedder:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-async def provider_report(db: Executor) -> list[dict[str, Any]]:
-    """Every provider's limits, admitted rate, 429 rate and pause, for `status`."""
-    try:
-        states = await read_states(db)
-    except asyncpg.UndefinedTableError:
-        return []
-    return [state.report() for state in states.values()]
-
-
-def status_lines(providers: list[dict[str, Any]]) -> list[str]:
-    """`status` in words: one line per provider, and one more for a pause."""
-    lines = []
-    for item in providers:
-        limits = ", ".join(
-            f"{value:g} {unit}"
-            for value, unit in ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
-            if value is not None
-        )
-        admitted = item["admitted_rpm"]
-        lines.append(
-            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate "
-            f"{'unlimited' if admitted is None else f'{admitted:g} requests/min'}; "
-            f"429s {item['rejected_per_minute']:g}/min"
-        )
-        pause = item["paused"]
-        if pause:
-            probe = pause["next_probe_in_s"]
-            lines.append(
-                f"  PAUSED since {pause['since']} ({pause['kind']})"
-                + ("" if probe is None else f", next probe in {probe:.0f} s")
-                + f": {pause['reason']}"
-            )
-            lines.append(
-                "  lift by hand: " + RESUME_HINTS.get(item["provider"], "pgqueue_enricher_resume_provider")
-            )
-    return lines

@@ -172,17 +172,17 @@ async def _with_connection(settings: Settings, work: Any) -> Any:
 
 
 async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
-    from pgqueue_enricher import admission
+    from pgqueue_enricher import provider_state
 
     report = await queue.status_report(conn)
-    report["providers"] = await admission.provider_report(conn)  # provider admission
+    report["providers"] = await provider_state.provider_report(conn)  # provider admission
     return report
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.costs or args.since or args.project:
         return lanes.status_costs(args, _settings, _with_connection)
-    from pgqueue_enricher.admission import status_lines
+    from pgqueue_enricher.provider_state import status_lines
 
     settings = _settings(args)
     report = asyncio.run(_with_connection(settings, _status_report))

@@ -16,7 +16,7 @@ import asyncpg
 import psycopg
 import pytest
 
-from pgqueue_enricher import admission
+from pgqueue_enricher import admission, provider_state
 from pgqueue_enricher.admission import HEADROOM, Admission, ProviderState, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import ConfigError, Settings, load_settings
@@ -81,7 +81,7 @@ async def test_permits_of_two_workers_get_their_own_slots_in_time_order(pool: as
     await two.start()
     waits = []
     for gate in (one, two, one, two, one, two):
-        row = await gate.db(admission._acquire, "gemini", 1000, 20.0, HEADROOM, 0.0)
+        row = await gate.db(provider_state.acquire, "gemini", 1000, 20.0, HEADROOM, 0.0)
         assert row["reserved"]
         waits.append(row["wait_s"])
     spacing = 60 / (600 * HEADROOM)
@@ -130,7 +130,7 @@ async def test_token_budget_spaces_calls_and_is_corrected_from_usage(pool: async
     permit = await gate.admit("gemini", 2000)
     await gate.succeeded(permit, 1000)  # the provider counted half the estimate
     await gate.flush()  # what the refresh loop does; the direct statement below bypasses the gate
-    row = await admission._acquire(pool, "gemini", 2000, 20.0, HEADROOM, 0.0)
+    row = await provider_state.acquire(pool, "gemini", 2000, 20.0, HEADROOM, 0.0)
     assert row["wait_s"] == pytest.approx(1000 / 1000 / HEADROOM, abs=0.1)
 
 
@@ -179,7 +179,7 @@ async def test_a_429_naming_its_quota_lowers_the_shared_rate_once_per_epoch_and_
     # ... and quiet admissions raise it, never above the quota the provider named.
     await one.refresh()
     for _ in range(300):
-        await admission._acquire(pool, "gemini", 0, 1e6, HEADROOM, admission.INCREASE_SHARE * 600)
+        await provider_state.acquire(pool, "gemini", 0, 1e6, HEADROOM, admission.INCREASE_SHARE * 600)
     state = (await read_states(pool))["gemini"]
     assert state.admitted_rpm == pytest.approx(600)
 

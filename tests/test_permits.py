@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgqueue_enricher import admission
+from pgqueue_enricher import admission, provider_state
 from pgqueue_enricher.admission import HEADROOM, Admission, read_states
 from pgqueue_enricher.errors import TransientFailure
 from pgqueue_enricher.settings import load_settings
@@ -51,7 +51,7 @@ class Statements:
         self._fail_next = True
 
     async def __call__(self, operation: Any, *args: Any, attempts: int = 1) -> Any:
-        if operation is not admission._acquire_batch:
+        if operation is not provider_state.acquire_batch:
             self.others.append(operation.__name__)
             return await operation(self.pool, *args)
         tokens, correction = args[1], args[5]
@@ -139,10 +139,12 @@ async def test_a_batch_gets_the_slots_one_statement_per_call_would_give(
     )
     tokens = [1000, 200, 3000, 50, 800, 1200, 10, 5000, 400, 700, 0, 90]
     increase, hold = 3.0, 1e9  # the adaptive rate meets the named quota within the batch
-    batch = await admission._acquire_batch(pool, "gemini", tokens, hold, HEADROOM, increase, -300, function)
-    await admission._acquire_batch(pool, "voyage", [], hold, HEADROOM, increase, -300, function)
+    batch = await provider_state.acquire_batch(
+        pool, "gemini", tokens, hold, HEADROOM, increase, -300, function
+    )
+    await provider_state.acquire_batch(pool, "voyage", [], hold, HEADROOM, increase, -300, function)
     singles = [
-        (await admission._acquire_batch(pool, "voyage", [t], hold, HEADROOM, increase, 0, function))[0]
+        (await provider_state.acquire_batch(pool, "voyage", [t], hold, HEADROOM, increase, 0, function))[0]
         for t in tokens
     ]
     assert all(row["reserved"] for row in batch + singles)
@@ -228,10 +230,10 @@ async def test_token_corrections_cost_no_statement_and_ride_with_the_next_permit
     permit = await gate.admit("gemini", 2000)
     await gate.succeeded(permit, 1000)  # the provider counted half the estimate
     assert statements.batches == [[2000]] and statements.others == [
-        "_configure",
-        "_configure",
+        "configure",
+        "configure",
         "read_states",
-        "_permit_function_callable",
+        "permit_function_callable",
     ]
     grant = await gate.permits["gemini"].reserve(2000)
     assert statements.batches == [[2000], [2000]] and statements.corrections == [0, -1000]
@@ -279,7 +281,7 @@ async def test_successes_that_come_together_after_failures_cost_one_statement(po
     permits = [await gate.admit("gemini", 1000) for _ in range(6)]
     statements.others.clear()
     await asyncio.gather(*(gate.succeeded(permit, 1000) for permit in permits))
-    assert statements.others == ["_succeed"]
+    assert statements.others == ["succeed"]
     assert (await read_states(pool))["gemini"].consecutive_failures == 0
 
 
@@ -290,7 +292,7 @@ async def test_a_permit_statement_commits_without_waiting_for_the_flush_and_leav
     try:
         lagging = 0
         for _ in range(20):
-            await admission._acquire_batch(conn, "gemini", [1000], 20.0, HEADROOM, 0.0, 0)
+            await provider_state.acquire_batch(conn, "gemini", [1000], 20.0, HEADROOM, 0.0, 0)
             # Right after an asynchronous commit the WAL is written past what has been flushed.
             lag = await conn.fetchval("SELECT pg_current_wal_insert_lsn() - pg_current_wal_flush_lsn()")
             lagging += lag > 0
@@ -316,7 +318,9 @@ async def test_the_function_and_the_statement_for_older_databases_give_the_same_
     for hold in (20.0, 1e9):
         rows = []
         for provider, function in (("gemini", True), ("voyage", False)):
-            found = await admission._acquire_batch(pool, provider, tokens, hold, HEADROOM, 4.0, 250, function)
+            found = await provider_state.acquire_batch(
+                pool, provider, tokens, hold, HEADROOM, 4.0, 250, function
+            )
             rows.append([(r["n"], r["slot"] - start, r["reserved"], r["paused"], r["epoch"]) for r in found])
         assert rows[0] == rows[1] and len(rows[0]) == len(tokens)
         assert {reserved for _, _, reserved, _, _ in rows[0]} == {hold > 20}
@@ -371,8 +375,8 @@ async def test_the_function_s_path_for_one_call_gives_what_the_batch_statement_g
                             offset_s,
                         )
                         args = ([1500], hold, HEADROOM, 4.0, correction)
-                        ours = await admission._acquire_batch(conn, "gemini", *args, True)
-                        batch = await admission._acquire_batch(conn, "voyage", *args, False)
+                        ours = await provider_state.acquire_batch(conn, "gemini", *args, True)
+                        batch = await provider_state.acquire_batch(conn, "voyage", *args, False)
                         assert len(ours) == 1 and [dict(r) for r in ours] == [dict(r) for r in batch], case
                         after = await conn.fetch(
                             "SELECT admitted_rpm, admitted_total, next_free_at, tokens_free_at"
@@ -395,7 +399,7 @@ async def test_a_worker_draws_its_permits_through_the_function_when_it_may(pool:
         )
         try:
             await conn.execute("SET ROLE pgqe_no_function")
-            assert not await admission._permit_function_callable(conn)
+            assert not await provider_state.permit_function_callable(conn)
         finally:
             await conn.execute("RESET ROLE; DROP OWNED BY pgqe_no_function; DROP ROLE pgqe_no_function")
 
