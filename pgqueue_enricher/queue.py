@@ -130,11 +130,11 @@ def claimed_pointer(row: asyncpg.Record) -> ClaimedPointer:
     )
 
 
-async def checkpoint(
-    db: Executor, fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
-) -> bool:
-    row = await db.fetchval(
-        query("pointers_checkpoint"),
+def _checkpoint_parameters(
+    fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
+) -> tuple[Any, ...]:
+    """$1-$6 of pointers_checkpoint_head, which both checkpoints include."""
+    return (
         fence.pointer_id,
         fence.worker_id,
         fence.attempt,
@@ -142,7 +142,13 @@ async def checkpoint(
         _json(cross_references),
         _json(metadata),
     )
-    return row is not None
+
+
+async def checkpoint(
+    db: Executor, fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
+) -> bool:
+    parameters = _checkpoint_parameters(fence, description, cross_references, metadata)
+    return await db.fetchval(query("pointers_checkpoint"), *parameters) is not None
 
 
 async def checkpoint_with_permit(
@@ -156,16 +162,8 @@ async def checkpoint_with_permit(
     """The checkpoint with the embedding call's permit drawn in the same statement
     (`pointers_checkpoint_with_permit`): its `permit_*` columns (admission.py), None when the
     lease was lost and nothing was written."""
-    return await db.fetchrow(
-        query("pointers_checkpoint_with_permit"),
-        fence.pointer_id,
-        fence.worker_id,
-        fence.attempt,
-        description,
-        _json(cross_references),
-        _json(metadata),
-        *permit_args,
-    )
+    parameters = _checkpoint_parameters(fence, description, cross_references, metadata)
+    return await db.fetchrow(query("pointers_checkpoint_with_permit"), *parameters, *permit_args)
 
 
 async def complete(

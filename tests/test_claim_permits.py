@@ -16,6 +16,7 @@ from pgqueue_enricher.admission import (
     Admission,
     GatedDescriber,
     GatedEmbedder,
+    Permit,
     current_pointer,
     describe_tokens,
     embed_tokens,
@@ -61,6 +62,15 @@ async def claimed_fence(pool: asyncpg.Pool, conn: asyncpg.Connection) -> queue.F
 
 async def checkpoint(gate: Admission, pool: asyncpg.Pool, fence: queue.Fence, text: str) -> bool:
     return await gate.checkpoint(pool, fence, "## described", [], {"stage": "described"}, text)
+
+
+async def embedding_admitted(gate: Admission, fence: queue.Fence, text: str) -> Permit:
+    """The embedding call of the fence's pointer, admitted as from that pointer's own task."""
+    token = current_pointer.set(str(fence.pointer_id))
+    try:
+        return await gate.admit("voyage", embed_tokens(text))
+    finally:
+        current_pointer.reset(token)
 
 
 async def test_the_claim_reserves_each_row_s_slot_from_the_same_token_estimate_as_the_call(
@@ -151,11 +161,7 @@ async def test_the_checkpoint_reserves_the_embedding_s_slot_from_the_call_s_own_
     stored = await conn.fetchval("SELECT description FROM pointers WHERE id = $1", fence.pointer_id)
     assert stored == "## described"
 
-    token = current_pointer.set(str(fence.pointer_id))
-    try:
-        permit = await gate.admit("voyage", embed_tokens(text))
-    finally:
-        current_pointer.reset(token)
+    permit = await embedding_admitted(gate, fence, text)
     assert permit.slot == grant.slot and gate.permits["voyage"].statements == 0, "the call used the grant"
     assert gate.advance == {}
 
@@ -189,12 +195,8 @@ async def test_a_refused_checkpoint_grant_makes_the_embedding_wait_for_the_gate_
 
     assert await checkpoint(gate, pool, fence, "text"), "the description is kept all the same"
 
-    token = current_pointer.set(str(fence.pointer_id))
-    try:
-        with pytest.raises(TransientFailure) as refused:
-            await gate.admit("voyage", embed_tokens("text"))
-    finally:
-        current_pointer.reset(token)
+    with pytest.raises(TransientFailure) as refused:
+        await embedding_admitted(gate, fence, "text")
     assert refused.value.kind == "gate_wait" and refused.value.scope == "wait"
     assert 3500 < (refused.value.retry_after or 0) <= 3600
     assert (await read_states(pool))["voyage"].admitted_total == 0
