@@ -282,21 +282,15 @@ class Admission:
                 limit,
                 worker_id,
                 lease,
-                provider,
-                MAX_HOLD_S,
-                HEADROOM,
-                self._increase(provider),
-                correction,
+                *self._permit_args(provider, correction),
                 IMAGE_TOKENS + LABEL_TOKENS,
                 instruction_chars,
                 CHARS_PER_TOKEN,
                 attempts=1,
             )
 
-        try:
-            rows = await self.permits[provider].ride(claim_with_permits)
-        except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
-            self.permit_function = False
+        rows = await self._ride(provider, claim_with_permits)
+        if rows is None:
             return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
         pointers = [queue.claimed_pointer(row) for row in rows]
         await self._hold(provider, [pointer.id for pointer in pointers], rows)
@@ -331,24 +325,35 @@ class Admission:
                 description,
                 references,
                 metadata,
-                provider,
-                MAX_HOLD_S,
-                HEADROOM,
-                self._increase(provider),
-                correction,
+                *self._permit_args(provider, correction),
                 embed_tokens(embed_text),
             )
             return [] if row is None else [row]
 
-        try:
-            rows = await self.permits[provider].ride(checkpoint_with_permit)
-        except asyncpg.UndefinedFunctionError:  # downgraded below 0011 under a running worker
-            self.permit_function = False
+        rows = await self._ride(provider, checkpoint_with_permit)
+        if rows is None:
             return await queue.checkpoint(db, fence, description, references, metadata)
         if not rows:
             return False  # the lease was lost: nothing written, nothing drawn
         await self._hold(provider, [fence.pointer_id], rows)
         return True
+
+    def _permit_args(self, provider: str, correction: int) -> tuple[Any, ...]:
+        """The permit function's arguments before the calls' tokens, as a statement that draws
+        permits for the call after it passes them."""
+        return (provider, MAX_HOLD_S, HEADROOM, self._increase(provider), correction)
+
+    async def _ride(
+        self, provider: str, statement: Callable[[int], Awaitable[list[asyncpg.Record]]]
+    ) -> list[asyncpg.Record] | None:
+        """The rows of a statement that draws `provider`'s permits (ProviderPermits.ride), or
+        None when the function went away under a running worker (downgraded below 0011): the
+        caller then runs its plain statement, and no statement draws permits from here on."""
+        try:
+            return await self.permits[provider].ride(statement)
+        except asyncpg.UndefinedFunctionError:
+            self.permit_function = False
+            return None
 
     def _carried(self, gated: GatedDescriber | GatedEmbedder | None) -> str | None:
         """The provider whose permit the statement before its call may draw: gated, with 0011's

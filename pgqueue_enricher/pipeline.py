@@ -1,6 +1,7 @@
 """One claimed pointer from its crop to its settled row: every write of its outcome is here.
 
-Enrich: crop → description → checkpoint, with the embedding beside it. Settle: complete,
+Enrich: crop → description → checkpoint, with the embedding beside it (after it when its
+permit rides on the checkpoint). Settle: complete,
 retry later, fail, or write nothing when the lease was lost. Every write is fenced by the
 claim (pointer, worker, attempt), so a worker that lost its lease can never overwrite the
 new owner's work; and each step that costs money is followed by a write, so that a crash or
@@ -234,16 +235,15 @@ class Pipeline:
         should the embedding fail, and that still holds because the outcome waits for both.
         An embedding failure is acted on only once the checkpoint has landed, so the retry
         reuses it; a lost lease (or a database error) on the checkpoint discards the
-        embedding, whose call is cancelled or, at worst, paid once for nothing. What it
-        saves the checkpoint's commit from the path before the Voyage call.
+        embedding, whose call is cancelled or, at worst, paid once for nothing. Side by side,
+        the checkpoint's commit is off the path before the Voyage call.
 
         With a limit set on the embedder, its permit is drawn by the checkpoint statement
         itself (Admission.checkpoint): no statement of its own, at the cost of the call
         waiting for the write, a few milliseconds beside the describe call's seconds.
         """
         if self.admission is not None and self.admission.checkpoint_carries_permit():
-            if not await self.db(self.admission.checkpoint, fence, description, references, metadata, text):
-                raise LeaseLost()
+            await self._checkpoint(fence, description, references, metadata, embed_text=text)
             return await self._embed(text, timings)
         embedding_task = asyncio.ensure_future(self._embed(text, timings))
         try:
@@ -257,10 +257,23 @@ class Pipeline:
     # -- settle: each a fenced write -----------------------------------------------------
 
     async def _checkpoint(
-        self, fence: queue.Fence, description: str, references: list[str], metadata: dict[str, Any]
+        self,
+        fence: queue.Fence,
+        description: str,
+        references: list[str],
+        metadata: dict[str, Any],
+        embed_text: str | None = None,
     ) -> None:
-        """The paid-for description, kept before the embedding call in case that fails."""
-        if not await self.db(queue.checkpoint, fence, description, references, metadata):
+        """The paid-for description, kept before the embedding call in case that fails; with
+        `embed_text`, drawing that call's permit too (Admission.checkpoint)."""
+        if embed_text is None:
+            written = await self.db(queue.checkpoint, fence, description, references, metadata)
+        else:
+            assert self.admission is not None
+            written = await self.db(
+                self.admission.checkpoint, fence, description, references, metadata, embed_text
+            )
+        if not written:
             raise LeaseLost()
 
     async def _complete(self, fence: queue.Fence, enriched: Enriched) -> None:
