@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import create_engine, pool
 
 from alembic import context
-from pgqueue_enricher.migrations import VERSION_TABLE, sqlalchemy_url
 from pgqueue_enricher.models import Base
+from pgqueue_enricher.schema.migrations import VERSION_TABLE, sqlalchemy_url
 
 config = context.config
 target_metadata = Base.metadata

@@ -22,7 +22,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import migrated_database  # noqa: E402
-from pgqueue_enricher.sqlfiles import query  # noqa: E402
+from pgqueue_enricher.schema.sqlfiles import query  # noqa: E402
 from tests.helpers import seed_large_queue  # noqa: E402
 
 FIFO_CLAIM = (Path(__file__).resolve().parent / "claim_fifo.sql").read_text(encoding="utf-8")

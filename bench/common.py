@@ -14,10 +14,11 @@ import asyncpg
 import psycopg
 from pydantic import SecretStr
 
-from pgqueue_enricher import database, migrations
+from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.demo import rows
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import Settings
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bench_settings, instant_providers, migrated_database, rss_mb, seed_pointers  # noqa: E402
-from pgqueue_enricher.worker import Worker  # noqa: E402
+from pgqueue_enricher.queue.worker import Worker  # noqa: E402
 
 
 async def measure(url: str, count: int) -> list[tuple[int, float]]:

@@ -33,7 +33,7 @@ from bench.common import (  # noqa: E402
     seed_pointers,
 )
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput  # noqa: E402
-from pgqueue_enricher.worker import Worker  # noqa: E402
+from pgqueue_enricher.queue.worker import Worker  # noqa: E402
 
 
 class StampingDescriber(InstantDescriber):

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_settings, migrated_database, seed_pointers  # noqa: E402
-from pgqueue_enricher.worker import Worker  # noqa: E402
+from pgqueue_enricher.queue.worker import Worker  # noqa: E402
 from tests.fakes.server import FakeServer, tiny_png  # noqa: E402
 
 MEAN_S = 2.0

@@ -51,8 +51,7 @@ from bench.common import (  # noqa: E402
     migrated_database,
     seed_pointers,
 )
-from pgqueue_enricher import queue  # noqa: E402
-from pgqueue_enricher.admission import (  # noqa: E402
+from pgqueue_enricher.admission.gate import (  # noqa: E402
     CHARS_PER_TOKEN,
     HEADROOM,
     IMAGE_TOKENS,
@@ -61,9 +60,10 @@ from pgqueue_enricher.admission import (  # noqa: E402
     MAX_HOLD_S,
     embed_tokens,
 )
-from pgqueue_enricher.connections import keep_session, prepare_session, statement_cache_size  # noqa: E402
 from pgqueue_enricher.providers.prompt import SYSTEM_INSTRUCTION  # noqa: E402
-from pgqueue_enricher.worker import Worker  # noqa: E402
+from pgqueue_enricher.queue import statements  # noqa: E402
+from pgqueue_enricher.queue.connections import keep_session, prepare_session, statement_cache_size  # noqa: E402
+from pgqueue_enricher.queue.worker import Worker  # noqa: E402
 
 # Metadata of the size the worker writes (usage, timings, provider, stage...).
 METADATA = {
@@ -102,17 +102,19 @@ async def raw_sql(url: str, count: int, concurrency: int, gate: str = "off") -> 
     permit = (MAX_HOLD_S, HEADROOM, INCREASE_RPM, 0)  # as the worker's, with no correction to charge
     describe_estimate = (IMAGE_TOKENS + LABEL_TOKENS, len(SYSTEM_INSTRUCTION), CHARS_PER_TOKEN)
 
-    async def claim(worker_id: str) -> list[queue.ClaimedPointer]:
+    async def claim(worker_id: str) -> list[statements.ClaimedPointer]:
         if not gemini:
-            return await queue.claim(pool, 1, worker_id, 60)
-        rows = await queue.claim_with_permits(pool, 1, worker_id, 60, "gemini", *permit, *describe_estimate)
-        return [queue.claimed_pointer(row) for row in rows]
+            return await statements.claim(pool, 1, worker_id, 60)
+        rows = await statements.claim_with_permits(
+            pool, 1, worker_id, 60, "gemini", *permit, *describe_estimate
+        )
+        return [statements.claimed_pointer(row) for row in rows]
 
-    async def checkpoint(fence: queue.Fence) -> None:
+    async def checkpoint(fence: statements.Fence) -> None:
         if not voyage:
-            await queue.checkpoint(pool, fence, DESCRIPTION, REFERENCES, METADATA)
+            await statements.checkpoint(pool, fence, DESCRIPTION, REFERENCES, METADATA)
             return
-        await queue.checkpoint_with_permit(
+        await statements.checkpoint_with_permit(
             pool, fence, DESCRIPTION, REFERENCES, METADATA, "voyage", *permit, embed_tokens(DESCRIPTION)
         )
 
@@ -121,7 +123,7 @@ async def raw_sql(url: str, count: int, concurrency: int, gate: str = "off") -> 
         while batch := await claim(worker_id):
             fence = batch[0].fence(worker_id)
             await checkpoint(fence)
-            await queue.complete(pool, fence, DESCRIPTION, REFERENCES, VECTOR, METADATA)
+            await statements.complete(pool, fence, DESCRIPTION, REFERENCES, VECTOR, METADATA)
 
     start = time.perf_counter()
     await asyncio.gather(*(slot(n) for n in range(concurrency)))

@@ -14,7 +14,7 @@ __all__ = ["run_pass2_worker", "seed_default_experience"]
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package (e.g. for the models) must not pull in the SDKs.
     if name == "run_pass2_worker":
-        from pgqueue_enricher.hosting import run_pass2_worker
+        from pgqueue_enricher.daemon import run_pass2_worker
 
         return run_pass2_worker
     if name == "seed_default_experience":

@@ -1,5 +1,5 @@
 """`python -m pgqueue_enricher` is the same as the `pgqueue-enricher` command."""
 
-from pgqueue_enricher.cli import main
+from pgqueue_enricher.cli.main import main
 
 raise SystemExit(main())

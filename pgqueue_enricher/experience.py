@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import query
 
 
 def seed_default_experience(project_id: uuid.UUID | str, db: Any) -> int | Awaitable[int]:

@@ -1,6 +1,6 @@
 """Shared fixtures: a real Postgres with pgvector, and the fake providers.
 
-The server comes from pgqueue_enricher.database (DATABASE_URL, else a pgvector container
+The server comes from pgqueue_enricher.demo.embedded_postgres (DATABASE_URL, else a pgvector container
 when Docker answers, else embedded pgserver). Migrations run once into a template
 database; each test gets its own database cloned from it, which costs ~0.1 s instead of a
 full migration.
@@ -19,8 +19,9 @@ import asyncpg
 import psycopg
 import pytest
 
-from pgqueue_enricher import database, migrations
-from pgqueue_enricher.connections import prepare_session
+from pgqueue_enricher.demo import embedded_postgres as database
+from pgqueue_enricher.queue.connections import prepare_session
+from pgqueue_enricher.schema import migrations
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher
 from tests.helpers import CROP, seed_large_queue

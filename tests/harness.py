@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.worker import Worker
 
 WATCH_CHANNEL = "test_pointer_changed"
 

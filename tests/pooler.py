@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pgqueue_enricher import database
+from pgqueue_enricher.demo import embedded_postgres as database
 
 BINARY_CANDIDATES = ("pgbouncer", "/usr/sbin/pgbouncer")
 

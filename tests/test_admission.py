@@ -16,8 +16,9 @@ import asyncpg
 import psycopg
 import pytest
 
-from pgqueue_enricher import admission, provider_state
-from pgqueue_enricher.admission import HEADROOM, Admission, ProviderState, read_states
+from pgqueue_enricher.admission import gate as admission
+from pgqueue_enricher.admission import provider_state
+from pgqueue_enricher.admission.gate import HEADROOM, Admission, ProviderState, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import ConfigError, Settings, load_settings
 from tests.fakes.server import FakeServer
@@ -313,7 +314,7 @@ async def test_the_provider_table_is_closed_to_supabase_client_roles(db_url: str
 
 
 async def test_replaying_the_living_file_changes_no_definition(db_url: str) -> None:
-    from pgqueue_enricher.sqlfiles import blocks
+    from pgqueue_enricher.schema.sqlfiles import blocks
 
     query = "SELECT proname, md5(prosrc), proconfig FROM pg_proc WHERE proname LIKE 'pgqueue_enricher%'"
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -444,7 +445,7 @@ async def test_a_configured_limit_keeps_the_fleet_under_the_quota_with_one_attem
 async def test_healthz_turns_503_naming_the_pause_and_metrics_report_it(
     db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer
 ) -> None:
-    from pgqueue_enricher.metrics import serve_metrics
+    from pgqueue_enricher.ops.metrics import serve_metrics
 
     pauses = await PauseWatcher(conn).install()
     crops.gemini.outage("key_revoked")

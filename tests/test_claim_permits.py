@@ -10,8 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgqueue_enricher import queue
-from pgqueue_enricher.admission import (
+from pgqueue_enricher.admission.gate import (
     HEADROOM,
     Admission,
     GatedDescriber,
@@ -24,6 +23,7 @@ from pgqueue_enricher.admission import (
 )
 from pgqueue_enricher.errors import TransientFailure
 from pgqueue_enricher.providers.types import EnrichmentInput
+from pgqueue_enricher.queue import statements
 from pgqueue_enricher.settings import Settings, load_settings
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, running_worker, worker_settings
@@ -52,19 +52,19 @@ def gate_on(pool: asyncpg.Pool, **settings: Any) -> Admission:
     return gate
 
 
-async def claimed_fence(pool: asyncpg.Pool, conn: asyncpg.Connection) -> queue.Fence:
+async def claimed_fence(pool: asyncpg.Pool, conn: asyncpg.Connection) -> statements.Fence:
     """A row claimed the plain way, for the checkpoints below."""
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 1)
-    (pointer,) = await queue.claim(pool, 1, "w1", 60)
+    (pointer,) = await statements.claim(pool, 1, "w1", 60)
     return pointer.fence("w1")
 
 
-async def checkpoint(gate: Admission, pool: asyncpg.Pool, fence: queue.Fence, text: str) -> bool:
+async def checkpoint(gate: Admission, pool: asyncpg.Pool, fence: statements.Fence, text: str) -> bool:
     return await gate.checkpoint(pool, fence, "## described", [], {"stage": "described"}, text)
 
 
-async def embedding_admitted(gate: Admission, fence: queue.Fence, text: str) -> Permit:
+async def embedding_admitted(gate: Admission, fence: statements.Fence, text: str) -> Permit:
     """The embedding call of the fence's pointer, admitted as from that pointer's own task."""
     token = current_pointer.set(str(fence.pointer_id))
     try:
@@ -173,7 +173,7 @@ async def test_a_checkpoint_whose_lease_is_lost_writes_and_draws_nothing_and_kee
     await gate.start()
     fence = await claimed_fence(pool, conn)
     gate.permits["voyage"].correct(300)
-    lost = queue.Fence(fence.pointer_id, "someone-else", fence.attempt)
+    lost = statements.Fence(fence.pointer_id, "someone-else", fence.attempt)
 
     assert not await checkpoint(gate, pool, lost, "text")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from pgqueue_enricher import queue
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.schema.sqlfiles import query
 
 
 @pytest.mark.slow
@@ -44,7 +44,7 @@ async def test_the_fair_claim_reads_indexes_only_on_a_production_sized_table(
     transaction = conn.transaction()
     await transaction.start()
     try:
-        claimed = await queue.claim(conn, 8, "w", 60)
+        claimed = await statements.claim(conn, 8, "w", 60)
         assert {p.lane for p in claimed} == {"interactive"}
         projects = await conn.fetchval(
             "SELECT count(DISTINCT enrichment_project_id) FROM pointers WHERE enrichment_status = 'processing'"

@@ -11,7 +11,7 @@ import sys
 import asyncpg
 import pytest
 
-from pgqueue_enricher import migrations
+from pgqueue_enricher.schema import migrations
 from tests.helpers import insert_pointers, make_page
 
 
@@ -155,8 +155,8 @@ def test_status_on_an_unmigrated_database_says_to_migrate(empty_db_url: str) -> 
 async def test_status_lists_registered_workers_with_their_leases_and_not_an_expired_one(
     db_url: str, conn: asyncpg.Connection
 ) -> None:
-    from pgqueue_enricher import queue
-    from pgqueue_enricher.registry import Registry, Report
+    from pgqueue_enricher.ops.registry import Registry, Report
+    from pgqueue_enricher.queue import statements
 
     async def db(operation, *args, attempts=1):  # the worker's db(), on one connection
         return await operation(conn, *args)
@@ -164,14 +164,14 @@ async def test_status_lists_registered_workers_with_their_leases_and_not_an_expi
     long_id = "worker-" + "x" * 70  # longer than an application_name may be
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 2)
-    await queue.claim(conn, 2, long_id, 60)
+    await statements.claim(conn, 2, long_id, 60)
     for worker_id, interval in ((long_id, 10.0), ("idle-one", 10.0), ("crashed-one", 0.01)):
         await Registry(worker_id, interval, lambda: Report(0, "ready", None), db).beat()
     await conn.execute(
         "UPDATE pgqueue_enricher_workers SET heartbeat_at = now() - interval '1 s', "
         "expires_at = now() - interval '1 ms' WHERE worker_id = 'crashed-one'"
     )
-    report = await queue.status_report(conn)
+    report = await statements.status_report(conn)
     assert [{k: w[k] for k in ("worker_id", "in_flight", "listener_state")} for w in report["workers"]] == [
         {"worker_id": "idle-one", "in_flight": 0, "listener_state": "ready"},
         {"worker_id": long_id, "in_flight": 2, "listener_state": "ready"},

@@ -9,7 +9,7 @@ import json
 import asyncpg
 import pytest
 
-from pgqueue_enricher.connections import STATEMENT_CACHE_SIZE, statement_cache_size
+from pgqueue_enricher.queue.connections import STATEMENT_CACHE_SIZE, statement_cache_size
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, running_worker, worker_settings

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from pgqueue_enricher import database
+from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher, running_worker, worker_settings

@@ -499,7 +499,7 @@ def test_env_example_shows_the_real_defaults(monkeypatch):
 def test_migrate_check_run_config_exits_2_naming_the_variable_and_leaves_the_database_alone(
     empty_db_url: str,
 ) -> None:
-    from pgqueue_enricher import migrations
+    from pgqueue_enricher.schema import migrations
 
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "VOYAGE_", "SUPABASE_"))}
     env = {**base, "DATABASE_URL": empty_db_url, "ENRICHER_PROVIDER": "gemini", "STORAGE_DIR": "/tmp"}

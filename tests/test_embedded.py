@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from pgqueue_enricher.hosting import run_pass2_worker
+from pgqueue_enricher.daemon import run_pass2_worker
 from pgqueue_enricher.settings import ConfigError, Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS
 from tests.fakes.server import FakeServer

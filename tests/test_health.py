@@ -16,11 +16,12 @@ import pytest
 import structlog.testing
 from pydantic import SecretStr
 
-from pgqueue_enricher import cli, sqlfiles
-from pgqueue_enricher.faults import WorkerFault
-from pgqueue_enricher.metrics import serve_metrics
+from pgqueue_enricher.cli import main as cli
+from pgqueue_enricher.ops.metrics import serve_metrics
+from pgqueue_enricher.queue.outages import WorkerFault
+from pgqueue_enricher.queue.worker import Worker
+from pgqueue_enricher.schema import sqlfiles
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
 from tests.harness import running_worker, worker_settings
 from tests.pooler import PgBouncer, free_port

@@ -17,7 +17,8 @@ import asyncpg
 import psycopg
 import pytest
 
-from pgqueue_enricher import migrations, queue
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.schema import migrations
 from tests.fakes.server import tiny_png
 from tests.harness import settings_env, worker_settings
 from tests.helpers import CROP
@@ -209,7 +210,7 @@ async def test_a_processing_row_without_a_lease_is_rescued_and_completed_by_run_
             page,
             CROP,
         )
-        report = await queue.status_report(conn)
+        report = await statements.status_report(conn)
         assert report["processing_without_lease"] == 1
         env = settings_env(
             worker_settings(provider_settings, empty_db_url, pass2_lease_seconds=1.0, pass2_poll_interval=0.5)
@@ -238,16 +239,16 @@ async def test_an_unfenced_reset_by_another_tool_loses_our_write_and_the_row_is_
 
     _, page = await make_page(conn)
     (pointer_id,) = await insert_pointers(conn, page, 1)
-    (claimed,) = await queue.claim(conn, 1, "ours", 300)
+    (claimed,) = await statements.claim(conn, 1, "ours", 300)
     # The host worker's start-up: every processing row back to pending, whoever holds it.
     await conn.execute(
         "UPDATE pointers SET enrichment_status = 'pending' WHERE enrichment_status = 'processing'"
     )
     fence = claimed.fence("ours")
-    assert not await queue.complete(conn, fence, "late", [], [0.0] * 1024, {})
-    (again,) = await queue.claim(conn, 1, "ours", 300)
+    assert not await statements.complete(conn, fence, "late", [], [0.0] * 1024, {})
+    (again,) = await statements.claim(conn, 1, "ours", 300)
     assert again.id == pointer_id and again.attempt == claimed.attempt + 1
-    assert await queue.complete(conn, again.fence("ours"), "done", [], [0.0] * 1024, {})
+    assert await statements.complete(conn, again.fence("ours"), "done", [], [0.0] * 1024, {})
     assert await conn.fetchval("SELECT enrichment_status FROM pointers") == "complete"
 
 

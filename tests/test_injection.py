@@ -22,8 +22,9 @@ import asyncpg
 import pytest
 import structlog
 
-from pgqueue_enricher import listener, migrations
 from pgqueue_enricher.demo import command, rows
+from pgqueue_enricher.queue import listener
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher, running_worker, settings_env, worker_settings
@@ -47,16 +48,19 @@ EXECUTING = {
 # SQL built by formatting, (file, interpolated expression): identifiers only, never values.
 IDENTIFIER_ONLY = {
     ("pgqueue_enricher/demo/command.py", "DEMO_DATABASE"),  # DROP/CREATE DATABASE: a module constant
-    ("pgqueue_enricher/listener.py", "self.health_channel"),  # NOTIFY: "pgqe_health_" + sha1 hex
-    ("pgqueue_enricher/migrations.py", "VERSION_TABLE"),  # SELECT ... FROM: a module constant
+    ("pgqueue_enricher/queue/listener.py", "self.health_channel"),  # NOTIFY: "pgqe_health_" + sha1 hex
+    ("pgqueue_enricher/schema/migrations.py", "VERSION_TABLE"),  # SELECT ... FROM: a module constant
 }
 # Statements passed to an executing call as a variable, (file, expression): each holds SQL
 # from sql/*.sql or a constant sqlalchemy text() with bound parameters.
 NON_LITERAL_STATEMENTS = {
     ("pgqueue_enricher/experience.py", "statement"),  # a constant text() with a bound :project_id
-    ("pgqueue_enricher/migrations.py", "sql"),  # a block of sql/*.sql, applied verbatim by a migration
-    ("pgqueue_enricher/pipeline.py", "pointer.png_path"),  # CropStore.fetch, not SQL
-    ("pgqueue_enricher/provider_state.py", "statement"),  # one of two named queries (permits, 0011 or not)
+    ("pgqueue_enricher/schema/migrations.py", "sql"),  # a block of sql/*.sql, applied verbatim by a migration
+    ("pgqueue_enricher/queue/pipeline.py", "pointer.png_path"),  # CropStore.fetch, not SQL
+    (
+        "pgqueue_enricher/admission/provider_state.py",
+        "statement",
+    ),  # one of two named queries (permits, 0011 or not)
 }
 
 HOSTILE = "'; DROP TABLE pointers; --"
@@ -214,7 +218,7 @@ async def insert_failed(conn: asyncpg.Connection, page: uuid.UUID, error: str) -
 
 def in_process_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """`pgqueue-enricher *args` in this process (run it in a thread: it calls asyncio.run)."""
-    from pgqueue_enricher import cli as cli_module
+    from pgqueue_enricher.cli import main as cli_module
 
     previous = structlog.get_config()
     try:
@@ -378,7 +382,7 @@ async def test_titles_paths_and_page_context_with_sql_complete_and_are_stored_ve
 
 @pytest.mark.parametrize("value", ["1; DROP TABLE pointers", "0", "-1", "nan", "3 OR 1=1"])
 def test_numeric_cli_options_refuse_anything_but_numbers(value: str) -> None:
-    from pgqueue_enricher.cli import build_parser
+    from pgqueue_enricher.cli.main import build_parser
 
     parser = build_parser()
     for option in ("--concurrency", "--poll-interval"):

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pgqueue_enricher"
 
@@ -91,10 +93,53 @@ def test_the_package_has_no_import_circle_not_even_through_imports_inside_functi
 
 def test_cli_and_the_demo_share_console_and_only_cli_reaches_the_demo() -> None:
     graph = import_graph()
-    assert f"{PACKAGE}.console" in graph[f"{PACKAGE}.cli"]
-    assert f"{PACKAGE}.console" in graph[f"{PACKAGE}.demo.command"]
-    assert f"{PACKAGE}.demo.command" in graph[f"{PACKAGE}.cli"]
-    assert not any(name.startswith(f"{PACKAGE}.cli") for name in graph[f"{PACKAGE}.demo.command"])
+    assert f"{PACKAGE}.cli.console" in graph[f"{PACKAGE}.cli.main"]
+    assert f"{PACKAGE}.cli.console" in graph[f"{PACKAGE}.demo.command"]
+    assert f"{PACKAGE}.demo.command" in graph[f"{PACKAGE}.cli.main"]
+    reached = {name for name, targets in graph.items() if f"{PACKAGE}.demo.command" in targets}
+    assert reached == {f"{PACKAGE}.cli.main"}
+
+
+def importers_of(graph: dict[str, set[str]], prefix: str) -> set[str]:
+    return {
+        name
+        for name, targets in graph.items()
+        if not name.startswith(prefix) and any(t == prefix or t.startswith(prefix + ".") for t in targets)
+    }
+
+
+def test_providers_never_import_the_queue_ops_or_admission() -> None:
+    graph = import_graph()
+    offenders = {
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        if name.startswith(f"{PACKAGE}.providers")
+        for target in targets
+        if target.split(".")[1] in ("queue", "ops", "admission", "cli", "daemon")
+    }
+    assert offenders == set()
+
+
+def test_the_queue_statements_never_import_ops() -> None:
+    graph = import_graph()
+    offenders = {t for t in graph[f"{PACKAGE}.queue.statements"] if t.startswith(f"{PACKAGE}.ops")}
+    assert offenders == set()
+
+
+@pytest.mark.xfail(strict=True, reason="the pipeline still imports the gate until one permit path lands")
+def test_within_the_queue_only_the_worker_imports_admission() -> None:
+    # The worker owns the gate and hands the pipeline a grant per call; the CLI reads the
+    # providers' rows for `status`; nothing else reaches admission.
+    importers = importers_of(import_graph(), f"{PACKAGE}.admission")
+    assert {name for name in importers if name.startswith(f"{PACKAGE}.queue")} == {f"{PACKAGE}.queue.worker"}
+    assert {
+        name for name in importers if name.startswith((f"{PACKAGE}.providers", f"{PACKAGE}.ops"))
+    } == set()
+
+
+def test_at_most_twelve_modules_at_the_package_root() -> None:
+    root = sorted(path.name for path in (ROOT / PACKAGE).glob("*.py"))
+    assert len(root) <= 12, root
 
 
 def test_no_test_module_imports_a_bench() -> None:
@@ -118,7 +163,7 @@ def test_the_package_imports_neither_tests_nor_benches() -> None:
 
 
 def test_importing_the_row_builder_loads_neither_the_renderer_nor_the_worker() -> None:
-    heavy = ["PIL", f"{PACKAGE}.demo.drawings", f"{PACKAGE}.worker", f"{PACKAGE}.cli"]
+    heavy = ["PIL", f"{PACKAGE}.demo.drawings", f"{PACKAGE}.queue.worker", f"{PACKAGE}.cli.main"]
     probe = (
         f"import sys, pgqueue_enricher.demo.rows; print(' '.join(m for m in {heavy!r} if m in sys.modules))"
     )

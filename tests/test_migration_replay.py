@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import psycopg
 
-from pgqueue_enricher import migrations
-from pgqueue_enricher.sqlfiles import blocks
+from pgqueue_enricher.schema import migrations
+from pgqueue_enricher.schema.sqlfiles import blocks
 
 # Functions and triggers of the project's own: pgvector's functions belong to the extension.
 OWN_FUNCTIONS = """

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, pool
 
-from pgqueue_enricher import migrations
 from pgqueue_enricher.models import Base
+from pgqueue_enricher.schema import migrations
 
 V3_TABLES = {"projects", "disciplines", "pages", "pointers", "experience_files", "sessions"}
 

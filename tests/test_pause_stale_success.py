@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher import admission
-from pgqueue_enricher.admission import Admission, read_states
+from pgqueue_enricher.admission import gate as admission
+from pgqueue_enricher.admission.gate import Admission, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import load_settings
 

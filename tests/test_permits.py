@@ -12,8 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pgqueue_enricher import admission, provider_state
-from pgqueue_enricher.admission import HEADROOM, Admission, read_states
+from pgqueue_enricher.admission import gate as admission
+from pgqueue_enricher.admission import provider_state
+from pgqueue_enricher.admission.gate import HEADROOM, Admission, read_states
 from pgqueue_enricher.errors import TransientFailure
 from pgqueue_enricher.settings import load_settings
 

@@ -12,8 +12,9 @@ import asyncpg
 import structlog.testing
 from pydantic import SecretStr
 
-from pgqueue_enricher import health, queue
-from pgqueue_enricher.registry import HEARTBEATS_TO_EXPIRE, heartbeat_interval
+from pgqueue_enricher.ops import health
+from pgqueue_enricher.ops.registry import HEARTBEATS_TO_EXPIRE, heartbeat_interval
+from pgqueue_enricher.queue import statements
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, run_cli, running_worker, spawn_worker, worker_settings
@@ -137,7 +138,7 @@ async def test_listen_on_a_direct_connection_beside_a_pooled_database_url_is_rea
 async def pooled_status(pooled_url: str) -> dict[str, Any]:
     conn = await asyncpg.connect(pooled_url, statement_cache_size=0)
     try:
-        return await queue.status_report(conn)
+        return await statements.status_report(conn)
     finally:
         await conn.close()
 

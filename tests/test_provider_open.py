@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from pgqueue_enricher.providers.checks import key_problem
 from pgqueue_enricher.providers.factory import build_providers
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.settings import ConfigError, Settings
-from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
 from tests.harness import settings_env, worker_settings
 from tests.helpers import insert_pointers, make_page
@@ -24,7 +24,7 @@ BACKLOG = 20
 # `run` with the `local` extra made unimportable, as in an install without it.
 WITHOUT_LOCAL_EXTRA = (
     "import sys; sys.modules['rapidocr_onnxruntime'] = None; "
-    "from pgqueue_enricher.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    "from pgqueue_enricher.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
 )
 
 

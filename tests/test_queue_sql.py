@@ -7,8 +7,8 @@ import uuid
 
 import asyncpg
 
-from pgqueue_enricher import queue
 from pgqueue_enricher.experience import seed_default_experience
+from pgqueue_enricher.queue import statements
 from tests.helpers import insert_pointers, make_page
 
 CHANNEL = "pointer_enrichment"
@@ -79,7 +79,7 @@ def test_python_seed_wrapper_works_with_a_sqlalchemy_session(db_url: str) -> Non
     from sqlalchemy import create_engine, pool, text
     from sqlalchemy.orm import Session
 
-    from pgqueue_enricher.migrations import sqlalchemy_url
+    from pgqueue_enricher.schema.migrations import sqlalchemy_url
 
     engine = create_engine(sqlalchemy_url(db_url), poolclass=pool.NullPool)
     with Session(engine) as session:
@@ -148,7 +148,7 @@ async def test_requeue_filters_by_project_ids_and_error_and_rings(
         0,
         None,
     )
-    assert await queue.requeue_failed(conn) == 3
+    assert await statements.requeue_failed(conn) == 3
     assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'failed'") == 0
 
 
@@ -162,7 +162,7 @@ async def test_eight_concurrent_claimers_never_claim_a_row_twice(
 
         async def claimer(n: int) -> list[uuid.UUID]:
             got: list[uuid.UUID] = []
-            while batch := await queue.claim(pool, 7, f"w{n}", 60):
+            while batch := await statements.claim(pool, 7, f"w{n}", 60):
                 got.extend(p.id for p in batch)
             return got
 
@@ -180,7 +180,7 @@ async def test_claim_takes_oldest_first_and_skips_rows_waiting_for_a_retry(conn:
     await conn.execute(
         "UPDATE pointers SET enrichment_run_after = now() + interval '1 hour' WHERE id = $1", ids[0]
     )
-    claimed = await queue.claim(conn, 2, "w", 60)
+    claimed = await statements.claim(conn, 2, "w", 60)
     assert [p.id for p in claimed] == ids[1:3]
     assert all(p.attempt == 1 and p.page_found and p.discipline_name == "Architectural" for p in claimed)
 
@@ -188,21 +188,21 @@ async def test_claim_takes_oldest_first_and_skips_rows_waiting_for_a_retry(conn:
 async def test_a_completion_by_a_worker_that_lost_its_lease_changes_nothing(conn: asyncpg.Connection) -> None:
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 1)
-    [stale] = await queue.claim(conn, 1, "stalled", 60)
+    [stale] = await statements.claim(conn, 1, "stalled", 60)
     await conn.execute("UPDATE pointers SET enrichment_locked_until = now() - interval '1 second'")
-    assert await queue.rescue_expired(conn, max_attempts=5, lease_seconds=300) == [(stale.id, "pending")]
-    [fresh] = await queue.claim(conn, 1, "healthy", 60)
+    assert await statements.rescue_expired(conn, max_attempts=5, lease_seconds=300) == [(stale.id, "pending")]
+    [fresh] = await statements.claim(conn, 1, "healthy", 60)
     assert fresh.attempt == 2
-    assert not await queue.complete(conn, stale.fence("stalled"), "late", [], [0.0] * 1024, {})
-    assert not await queue.fail(conn, stale.fence("stalled"), "late", {})
-    assert await queue.extend_leases(conn, [stale.id], "stalled", 60) == set()
+    assert not await statements.complete(conn, stale.fence("stalled"), "late", [], [0.0] * 1024, {})
+    assert not await statements.fail(conn, stale.fence("stalled"), "late", {})
+    assert await statements.extend_leases(conn, [stale.id], "stalled", 60) == set()
     row = await conn.fetchrow("SELECT * FROM pointers")
     assert (row["enrichment_status"], row["enrichment_locked_by"], row["description"]) == (
         "processing",
         "healthy",
         "",
     )
-    assert await queue.complete(
+    assert await statements.complete(
         conn, fresh.fence("healthy"), "done", ["S-101"], [0.5] * 1024, {"stage": "complete"}
     )
     assert await conn.fetchval("SELECT enrichment_status FROM pointers") == "complete"
@@ -213,7 +213,7 @@ async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases
 ) -> None:
     _, page = await make_page(conn)
     ids = await insert_pointers(conn, page, 3)
-    await queue.claim(conn, 3, "w", 60)
+    await statements.claim(conn, 3, "w", 60)
     await conn.execute(
         "UPDATE pointers SET enrichment_locked_until = now() - interval '1 s', enrichment_attempts = 5 WHERE id = $1",
         ids[0],
@@ -221,7 +221,7 @@ async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases
     await conn.execute(
         "UPDATE pointers SET enrichment_locked_until = now() - interval '1 s' WHERE id = $1", ids[1]
     )
-    assert sorted(await queue.rescue_expired(conn, max_attempts=5, lease_seconds=300)) == sorted(
+    assert sorted(await statements.rescue_expired(conn, max_attempts=5, lease_seconds=300)) == sorted(
         [(ids[0], "failed"), (ids[1], "pending")]
     )
     statuses = dict(await conn.fetch("SELECT id, enrichment_status FROM pointers"))
@@ -234,8 +234,8 @@ async def test_rescue_fails_rows_whose_attempts_are_spent_and_spares_live_leases
 async def test_release_gives_the_attempt_back(conn: asyncpg.Connection) -> None:
     _, page = await make_page(conn)
     await insert_pointers(conn, page, 1)
-    [claimed] = await queue.claim(conn, 1, "w", 60)
-    assert await queue.release(conn, [claimed.id], "w") == [claimed.id]
+    [claimed] = await statements.claim(conn, 1, "w", 60)
+    assert await statements.release(conn, [claimed.id], "w") == [claimed.id]
     row = await conn.fetchrow(
         "SELECT enrichment_status, enrichment_attempts, enrichment_locked_by FROM pointers"
     )

@@ -11,7 +11,8 @@ import psycopg
 import structlog.testing
 from sqlalchemy.engine import make_url
 
-from pgqueue_enricher import database, queue
+from pgqueue_enricher.demo import embedded_postgres as database
+from pgqueue_enricher.queue import statements
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, running_worker, worker_settings
@@ -49,7 +50,7 @@ async def test_a_role_that_rls_keeps_out_of_the_registry_is_told_once_and_still_
             async with running_worker(settings):
                 await insert_pointers(conn, page, 2)
                 assert set((await watcher.until_final(2, timeout=30)).values()) == {"complete"}
-                assert (await queue.status_report(conn))["workers"] == []
+                assert (await statements.status_report(conn))["workers"] == []
         refused = [entry for entry in logs if entry["event"] == "registry_refused"]
         assert len(refused) == 1, refused
         assert "row-level security" in refused[0]["reason"] and "BYPASSRLS" in refused[0]["detail"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from pgqueue_enricher import queue
-from pgqueue_enricher.sqlfiles import blocks
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.schema.sqlfiles import blocks
 from tests.helpers import insert_pointers, make_page
 
 
 async def claimed_titles(conn: asyncpg.Connection, limit: int) -> list[str]:
-    return [pointer.title for pointer in await queue.claim(conn, limit, "w", 60)]
+    return [pointer.title for pointer in await statements.claim(conn, limit, "w", 60)]
 
 
 async def test_a_project_arriving_behind_a_backlog_interleaves_with_it_row_for_row(
@@ -44,7 +44,7 @@ async def test_interactive_rows_are_claimed_before_any_backfill_row(conn: asyncp
     await insert_pointers(conn, page, 5, title_prefix="Legacy")
     await conn.execute("UPDATE pointers SET enrichment_lane = 'backfill'")
     await insert_pointers(conn, page, 2, title_prefix="Fresh")
-    claimed = await queue.claim(conn, 3, "w", 60)
+    claimed = await statements.claim(conn, 3, "w", 60)
     assert [(p.title, p.lane) for p in claimed] == [
         ("Fresh 1", "interactive"),
         ("Fresh 2", "interactive"),
@@ -62,7 +62,7 @@ async def test_rows_waiting_for_a_retry_stay_skipped_and_keep_their_turn(conn: a
     await conn.execute(
         "UPDATE pointers SET enrichment_run_after = now() - interval '1 s' WHERE id = $1", ids[0]
     )
-    [due] = await queue.claim(conn, 5, "w", 60)
+    [due] = await statements.claim(conn, 5, "w", 60)
     assert due.id == ids[0]
 
 
@@ -83,7 +83,7 @@ async def test_an_unknown_lane_is_refused_by_the_database(conn: asyncpg.Connecti
     with pytest.raises(asyncpg.CheckViolationError):
         await conn.execute("INSERT INTO pointers (title, enrichment_lane) VALUES ('x', 'urgent')")
     with pytest.raises(asyncpg.InvalidParameterValueError, match="unknown lane 'urgent'"):
-        await queue.requeue_to_lane(conn, "urgent")
+        await statements.requeue_to_lane(conn, "urgent")
 
 
 async def test_requeue_to_lane_moves_a_projects_queue_and_complete_rows_only_when_asked(
@@ -96,16 +96,18 @@ async def test_requeue_to_lane_moves_a_projects_queue_and_complete_rows_only_whe
     failed = await insert_pointers(conn, page_a, 1, status="failed")
     await conn.execute("UPDATE pointers SET enrichment_attempts = 5 WHERE id = $1", failed[0])
     other = await insert_pointers(conn, page_b, 1)
-    assert await queue.requeue_to_lane(conn, "backfill", project_id=project_a) == 3
+    assert await statements.requeue_to_lane(conn, "backfill", project_id=project_a) == 3
     lanes = dict(
         await conn.fetch("SELECT id, enrichment_lane FROM pointers WHERE enrichment_status = 'pending'")
     )
     assert lanes == {**dict.fromkeys(pending + failed, "backfill"), other[0]: "interactive"}
     assert await conn.fetchval("SELECT enrichment_attempts FROM pointers WHERE id = $1", failed[0]) == 0
-    assert await queue.requeue_to_lane(conn, "backfill", pointer_ids=[done[0]], include_complete=True) == 1
+    assert (
+        await statements.requeue_to_lane(conn, "backfill", pointer_ids=[done[0]], include_complete=True) == 1
+    )
     assert await conn.fetchval("SELECT enrichment_status FROM pointers WHERE id = $1", done[1]) == "complete"
     # Every complete row, for a re-enrichment after a prompt change.
-    assert await queue.requeue_to_lane(conn, "backfill", include_complete=True) == 6
+    assert await statements.requeue_to_lane(conn, "backfill", include_complete=True) == 6
     assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'complete'") == 0
 
 

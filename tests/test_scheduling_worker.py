@@ -14,7 +14,8 @@ import asyncpg
 import pytest
 import structlog
 
-from pgqueue_enricher import migrations, queue
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, run_cli, running_worker, spawn_worker, worker_settings
@@ -124,7 +125,7 @@ async def test_a_flex_shed_is_a_wait_that_spends_no_attempt(
 ) -> None:
     _, page = await make_page(conn)
     [pointer] = await insert_pointers(conn, page, 1)
-    assert await queue.requeue_to_lane(conn, "backfill", pointer_ids=[pointer]) == 1
+    assert await statements.requeue_to_lane(conn, "backfill", pointer_ids=[pointer]) == 1
     crops.gemini.flex_sheds = 2
     settings = worker_settings(provider_settings, db_url, pass2_poll_interval=0.2, pass2_max_attempts=2)
     async with running_worker(settings) as worker:
@@ -141,7 +142,7 @@ async def test_a_refused_tier_falls_back_to_standard_with_one_log_line_and_shows
 ) -> None:
     _, page = await make_page(conn)
     ids = await insert_pointers(conn, page, 6)
-    assert await queue.requeue_to_lane(conn, "backfill", pointer_ids=ids) == 6
+    assert await statements.requeue_to_lane(conn, "backfill", pointer_ids=ids) == 6
     crops.gemini.refused_tiers = {"flex"}
     settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=1)
     with structlog.testing.capture_logs() as logs:
@@ -170,7 +171,7 @@ async def test_status_costs_sums_tokens_and_dollars_per_project_and_lane(
     project_b, page_b = await make_page(conn)
     await insert_pointers(conn, page_a, 3)
     backfill = await insert_pointers(conn, page_b, 2)
-    await queue.requeue_to_lane(conn, "backfill", pointer_ids=backfill)
+    await statements.requeue_to_lane(conn, "backfill", pointer_ids=backfill)
     settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=3)
     async with running_worker(settings):
         await watcher.until_final(5, timeout=30)

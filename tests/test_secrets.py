@@ -32,11 +32,11 @@ import structlog
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from pgqueue_enricher import database
+from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.demo.rows import NewPointer, insert_pointers
 from pgqueue_enricher.logs import configure_logging
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.worker import Worker
 from tests.fakes.pytest_plugin import FAKE_KEYS
 from tests.fakes.server import FakeServer, tiny_png
 from tests.harness import RowWatcher, running_worker, settings_env, worker_settings

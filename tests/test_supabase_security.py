@@ -22,7 +22,8 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from pgqueue_enricher import database, migrations
+from pgqueue_enricher.demo import embedded_postgres as database
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import Settings
 from tests.conftest import admin_execute
 from tests.fakes.server import FakeServer

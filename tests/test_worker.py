@@ -14,9 +14,9 @@ import httpx
 from pydantic import SecretStr
 
 from pgqueue_enricher.demo import rows
-from pgqueue_enricher.metrics import serve_metrics
+from pgqueue_enricher.ops.metrics import serve_metrics
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.worker import Worker
 from tests.fakes.server import FakeServer
 from tests.harness import RowWatcher, run_cli, running_worker, worker_settings
 from tests.helpers import CROP, insert_pointers, make_page
@@ -128,17 +128,17 @@ async def test_a_draining_worker_woken_while_every_slot_is_busy_does_not_count_t
     # every slot is busy claims nothing because there is no slot, not because the queue is
     # empty: counting then scanned the queue on every such turn (many a second at
     # concurrency 32, bench/throughput.py). Only the progress count, every PROGRESS_INTERVAL, is left.
-    from pgqueue_enricher import queue
+    from pgqueue_enricher.queue import statements
 
     counted = 0
-    count_unfinished = queue.count_unfinished
+    count_unfinished = statements.count_unfinished
 
     async def counting(*args: Any) -> Any:
         nonlocal counted
         counted += 1
         return await count_unfinished(*args)
 
-    monkeypatch.setattr(queue, "count_unfinished", counting)
+    monkeypatch.setattr(statements, "count_unfinished", counting)
     settings = worker_settings(provider_settings, db_url, pass2_max_concurrent=2)
     _, page = await make_page(conn)
     crops.gemini.latency = 1.5  # both slots stay busy while the loop is woken

@@ -4,7 +4,7 @@ The SQL lives in sql/migrations/0004_sql_api.sql, frozen as released; this revis
 applies it.
 """
 
-from pgqueue_enricher.migrations import apply_sql
+from pgqueue_enricher.schema.migrations import apply_sql
 
 revision = "0004"
 down_revision = "0003"

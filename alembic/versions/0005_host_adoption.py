@@ -4,7 +4,7 @@ The SQL lives in sql/migrations/0005_host_adoption.sql, frozen as released, afte
 adoption helpers it shares with 0002; this revision only applies them.
 """
 
-from pgqueue_enricher.migrations import apply_sql
+from pgqueue_enricher.schema.migrations import apply_sql
 
 revision = "0005"
 down_revision = "0004"

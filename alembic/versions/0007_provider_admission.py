@@ -3,7 +3,7 @@
 The SQL lives in sql/ (migrations/0007_provider_admission.sql); this revision only applies it.
 """
 
-from pgqueue_enricher.migrations import apply_sql
+from pgqueue_enricher.schema.migrations import apply_sql
 
 revision = "0007"
 down_revision = "0010"

@@ -4,7 +4,7 @@ The SQL lives in sql/migrations/0010_doorbell_linear.sql, frozen as released; th
 only applies it.
 """
 
-from pgqueue_enricher.migrations import apply_sql
+from pgqueue_enricher.schema.migrations import apply_sql
 
 revision = "0010"
 down_revision = "0008"

@@ -3,7 +3,7 @@
 The SQL lives in sql/ (migrations/0011_permit_batches.sql); this revision only applies it.
 """
 
-from pgqueue_enricher.migrations import apply_sql
+from pgqueue_enricher.schema.migrations import apply_sql
 
 revision = "0011"
 down_revision = "0007"

@@ -19,13 +19,15 @@ import asyncpg
 import psycopg
 from pydantic import SecretStr
 
-from pgqueue_enricher import database, migrations, queue
-from pgqueue_enricher.console import ProgressBar, install_signal_handlers
+from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
+from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.demo import rows
 from pgqueue_enricher.logs import configure_logging
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.redact import redact_url, register_settings_secrets
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import Settings, load_settings
-from pgqueue_enricher.worker import Worker
 
 DEMO_DATABASE = "pgqueue_enricher_demo"
 
@@ -168,7 +170,7 @@ async def run_pipeline(url: str, storage_dir: Path, count: int) -> int:
     elapsed = time.perf_counter() - started
     conn = await asyncpg.connect(url)
     try:
-        report = await queue.status_report(conn)
+        report = await statements.status_report(conn)
     finally:
         await conn.close()
     print_summary(report, worker, elapsed)

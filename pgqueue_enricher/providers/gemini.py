@@ -17,8 +17,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from pgqueue_enricher import costs, tiers
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
+from pgqueue_enricher.providers import pricing as costs
+from pgqueue_enricher.providers import tiers
 from pgqueue_enricher.providers.answer import read_answer
 from pgqueue_enricher.providers.checks import check_key
 from pgqueue_enricher.providers.http_failures import (

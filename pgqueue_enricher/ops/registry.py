@@ -23,7 +23,7 @@ import asyncpg
 from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.redact import exception_reason, scrub
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import query
 
 HEARTBEATS_TO_EXPIRE = 3
 REFUSED_FIX = (
@@ -31,7 +31,7 @@ REFUSED_FIX = (
     "the role that ran the migration or one with BYPASSRLS (Supabase: postgres), or add a row "
     "level security policy for this role on that table"
 )
-log = get_logger("pgqueue_enricher.registry")
+log = get_logger("pgqueue_enricher.ops.registry")
 
 
 def heartbeat_interval(lease_seconds: float) -> float:
@@ -114,21 +114,3 @@ class Registry:
 
     async def remove(self) -> None:
         await self.db(lambda executor: executor.execute(query("workers_remove"), self.worker_id), attempts=2)
-
-
-async def live_workers(db: Any) -> list[dict[str, Any]]:
-    """The `workers` of `status --json`: worker_id and in_flight (the contract), and the rest."""
-    return [
-        {
-            "worker_id": row["worker_id"],
-            "in_flight": int(row["in_flight"]),
-            "host": row["host"],
-            "pid": row["pid"],
-            "version": row["version"],
-            "started_at": row["started_at"].isoformat(),
-            "heartbeat_at": row["heartbeat_at"].isoformat(),
-            "listener_state": row["listener_state"],
-            "provider_pause": row["provider_pause"],
-        }
-        for row in await db.fetch(query("workers_live"))
-    ]

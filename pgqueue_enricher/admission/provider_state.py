@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.sqlfiles import blocks
+from pgqueue_enricher.schema.sqlfiles import blocks
 
 Executor = asyncpg.Pool | asyncpg.Connection
 

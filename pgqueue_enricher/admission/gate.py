@@ -42,22 +42,23 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher import provider_state, queue
-from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
-from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.permits import Grant, ProviderPermits, SingleFlight
-from pgqueue_enricher.provider_state import (
+from pgqueue_enricher.admission import provider_state
+from pgqueue_enricher.admission.permits import Grant, ProviderPermits, SingleFlight
+from pgqueue_enricher.admission.provider_state import (
     RESUME_HINTS,
     Executor,
     ProviderState,
     pause_line,
     read_states,
 )
+from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
+from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.queue import statements
 from pgqueue_enricher.settings import Settings
 
-log = get_logger("pgqueue_enricher.admission")
+log = get_logger("pgqueue_enricher.admission.gate")
 
 PROVIDERS = ("gemini", "voyage")
 # The gate admits this share of a limit: room for clock and network jitter between machines.
@@ -261,7 +262,7 @@ class Admission:
                 return 1
         return 0
 
-    async def claim(self, limit: int, worker_id: str, lease: float) -> list[queue.ClaimedPointer]:
+    async def claim(self, limit: int, worker_id: str, lease: float) -> list[statements.ClaimedPointer]:
         """Claim up to `limit` rows; when the describer is gated, with each row's describe permit
         drawn by the claim statement itself, so that the call costs no statement of its own.
 
@@ -273,12 +274,12 @@ class Admission:
         """
         provider = self._carried(self.describer)
         if provider is None or self.describer is None:
-            return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
+            return await self.db(statements.claim, limit, worker_id, lease, attempts=1)
         instruction_chars = self.describer.instruction_chars
 
         async def claim_with_permits(correction: int) -> list[asyncpg.Record]:
             return await self.db(
-                queue.claim_with_permits,
+                statements.claim_with_permits,
                 limit,
                 worker_id,
                 lease,
@@ -291,8 +292,8 @@ class Admission:
 
         rows = await self._ride(provider, claim_with_permits)
         if rows is None:
-            return await self.db(queue.claim, limit, worker_id, lease, attempts=1)
-        pointers = [queue.claimed_pointer(row) for row in rows]
+            return await self.db(statements.claim, limit, worker_id, lease, attempts=1)
+        pointers = [statements.claimed_pointer(row) for row in rows]
         await self._hold(provider, [pointer.id for pointer in pointers], rows)
         return pointers
 
@@ -304,7 +305,7 @@ class Admission:
     async def checkpoint(
         self,
         db: Executor,
-        fence: queue.Fence,
+        fence: statements.Fence,
         description: str,
         references: list[str],
         metadata: dict[str, Any],
@@ -316,10 +317,10 @@ class Admission:
         had been the one statement per pointer left beside the raw loop's three)."""
         provider = self._carried(self.embedder)
         if provider is None:
-            return await queue.checkpoint(db, fence, description, references, metadata)
+            return await statements.checkpoint(db, fence, description, references, metadata)
 
         async def checkpoint_with_permit(correction: int) -> list[asyncpg.Record]:
-            row = await queue.checkpoint_with_permit(
+            row = await statements.checkpoint_with_permit(
                 db,
                 fence,
                 description,
@@ -332,7 +333,7 @@ class Admission:
 
         rows = await self._ride(provider, checkpoint_with_permit)
         if rows is None:
-            return await queue.checkpoint(db, fence, description, references, metadata)
+            return await statements.checkpoint(db, fence, description, references, metadata)
         if not rows:
             return False  # the lease was lost: nothing written, nothing drawn
         await self._hold(provider, [fence.pointer_id], rows)

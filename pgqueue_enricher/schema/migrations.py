@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, inspect, pool, text
 from sqlalchemy.exc import DBAPIError
 
 from alembic import command, op
+from pgqueue_enricher.schema.sqlfiles import migration_sql
 from pgqueue_enricher.settings import ConfigError, plain_dsn
-from pgqueue_enricher.sqlfiles import migration_sql
 
 VERSION_TABLE = "pgqueue_enricher_alembic_version"
 

@@ -3,12 +3,11 @@
 The statements live in sql/queries.sql. Functions take anything asyncpg can execute on (a
 pool or a connection); none of them relies on a prepared statement surviving a transaction,
 so they also work through a transaction pooler (Supabase's port 6543), where the worker's
-pool prepares nothing (pgqueue_enricher.connections).
+pool prepares nothing (pgqueue_enricher.queue.connections).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -16,32 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.registry import live_workers
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import query
 from pgqueue_enricher.vocabulary import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 
 Executor = asyncpg.Pool | asyncpg.Connection
 
 CHECKPOINT_STAGE = "described"
-
-# What a lost or refused database connection looks like to asyncpg, from any statement
-# below: callers retry these (the pool opens a new connection) and report anything else.
-DB_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionFailureError,
-    # A pooled connection whose backend was terminated (pg_terminate_backend, a failover)
-    # while idle can refuse the next statement with "cannot switch to state N; another
-    # operation (2) is in progress" before sending anything (asyncpg #784, #1069); the
-    # pool then discards it, so a retry runs on a fresh connection.
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 @dataclass(frozen=True)
@@ -253,16 +232,29 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
             {"reason": row["reason"], "count": int(row["n"])}
             for row in await db.fetch(query("pointers_status_failure_reasons"), reasons)
         ],
-        "workers": await _live_workers(db),
+        "workers": await live_workers(db),
         "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
         "processing_without_lease": int(await db.fetchval(query("pointers_status_without_lease"))),
         **await lane_report(db),
     }
 
 
-async def _live_workers(db: Executor) -> list[dict[str, Any]]:
-    """From the worker registry (revision 0009), right behind any pooler."""
-    return await live_workers(db)
+async def live_workers(db: Executor) -> list[dict[str, Any]]:
+    """The `workers` of `status --json`: worker_id and in_flight (the contract), and the rest."""
+    return [
+        {
+            "worker_id": row["worker_id"],
+            "in_flight": int(row["in_flight"]),
+            "host": row["host"],
+            "pid": row["pid"],
+            "version": row["version"],
+            "started_at": row["started_at"].isoformat(),
+            "heartbeat_at": row["heartbeat_at"].isoformat(),
+            "listener_state": row["listener_state"],
+            "provider_pause": row["provider_pause"],
+        }
+        for row in await db.fetch(query("workers_live"))
+    ]
 
 
 async def requeue_failed(

@@ -1,6 +1,6 @@
 """The worker loop: claim as many pointers as there are free slots, start them, wait.
 
-The worker only schedules: it opens the providers before its first claim, claims (queue.py)
+The worker only schedules: it opens the providers before its first claim, claims (statements.py)
 and starts each pointer on the pipeline (pipeline.py), which enriches the row and writes its
 outcome. A notification, a poll tick or a freed slot wakes the loop; every decision is the
 claim query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
@@ -23,28 +23,34 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from pgqueue_enricher import queue
-from pgqueue_enricher.admission import Admission
+from pgqueue_enricher.admission.gate import Admission
 from pgqueue_enricher.aio import end_tasks, set_within, supervised
-from pgqueue_enricher.connections import keep_session, prepare_session, statement_cache_size
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
-from pgqueue_enricher.faults import WorkerFault, as_fault, is_outage, load_runtime_sql
-from pgqueue_enricher.health import LoopWatch
-from pgqueue_enricher.holding import LeaseClock, retry_until
-from pgqueue_enricher.listener import DoorbellListener
 from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.metrics import WorkerMetrics
-from pgqueue_enricher.pipeline import Pipeline
+from pgqueue_enricher.ops.health import LoopWatch
+from pgqueue_enricher.ops.metrics import WorkerMetrics
+from pgqueue_enricher.ops.registry import Registry, Report, heartbeat_interval
 from pgqueue_enricher.providers.factory import Providers, build_providers
-from pgqueue_enricher.queue import DB_UNAVAILABLE
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.connections import keep_session, prepare_session, statement_cache_size
+from pgqueue_enricher.queue.listener import DoorbellListener
+from pgqueue_enricher.queue.outages import (
+    DB_UNAVAILABLE,
+    LeaseClock,
+    WorkerFault,
+    as_fault,
+    is_outage,
+    load_runtime_sql,
+    retry_until,
+)
+from pgqueue_enricher.queue.pipeline import Pipeline
 from pgqueue_enricher.redact import exception_reason, register_settings_secrets
-from pgqueue_enricher.registry import Registry, Report, heartbeat_interval
+from pgqueue_enricher.schema.sqlfiles import query
 from pgqueue_enricher.settings import Settings
-from pgqueue_enricher.sqlfiles import query
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
-log = get_logger("pgqueue_enricher.worker")
+log = get_logger("pgqueue_enricher.queue.worker")
 
 
 def default_worker_id() -> str:
@@ -151,7 +157,9 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
         raise AssertionError("unreachable")
 
-    async def settle_db(self, operation: Callable[..., Awaitable[T]], fence: queue.Fence, *args: Any) -> T:
+    async def settle_db(
+        self, operation: Callable[..., Awaitable[T]], fence: statements.Fence, *args: Any
+    ) -> T:
         """The pipeline's `db`: its writes are fenced, and held over an outage while the lease may hold."""
 
         def on_retry(exc: BaseException, wait: float, remaining: float) -> None:
@@ -180,7 +188,7 @@ class Worker:
 
     # -- one pointer -------------------------------------------------------------------
 
-    async def _process(self, pointer: queue.ClaimedPointer) -> None:
+    async def _process(self, pointer: statements.ClaimedPointer) -> None:
         assert self.pipeline is not None
         settled = await self.pipeline.process(pointer)
         if settled.retry_in is not None:
@@ -188,7 +196,7 @@ class Worker:
             # leaving the row to the next poll tick (up to PASS2_POLL_INTERVAL late).
             asyncio.get_running_loop().call_later(settled.retry_in, self.doorbell.set)
 
-    def _start(self, pointer: queue.ClaimedPointer) -> None:
+    def _start(self, pointer: statements.ClaimedPointer) -> None:
         task = asyncio.create_task(self._process(pointer), name=f"pointer-{pointer.id}")
         self.in_flight[pointer.id] = task
 
@@ -254,7 +262,7 @@ class Worker:
                 continue
             sent = time.monotonic()
             try:
-                held = await self.db(queue.extend_leases, ids, self.worker_id, self.lease, attempts=1)
+                held = await self.db(statements.extend_leases, ids, self.worker_id, self.lease, attempts=1)
             except DB_UNAVAILABLE as exc:
                 # Try again soon, not a third of a lease later: the leases must be renewed as
                 # soon as the database answers again, before any of them runs out.
@@ -283,7 +291,7 @@ class Worker:
         while not self.closing.is_set():
             try:
                 rescued = await self.db(
-                    queue.rescue_expired, self.settings.pass2_max_attempts, self.lease, attempts=2
+                    statements.rescue_expired, self.settings.pass2_max_attempts, self.lease, attempts=2
                 )
                 for pointer_id, status in rescued:
                     self.metrics.rescued += 1
@@ -346,7 +354,7 @@ class Worker:
         if claimed != 0 and now < self._next_progress:
             return False
         self._next_progress = now + PROGRESS_INTERVAL
-        pending, processing = await self.db(queue.count_unfinished)
+        pending, processing = await self.db(statements.count_unfinished)
         if self.on_progress is not None:
             self.on_progress(pending, processing)
         return not claimed and pending == 0 and processing == 0 and not self.in_flight
@@ -406,7 +414,7 @@ class Worker:
         await end_tasks(list(self.in_flight.values()))
         if unfinished and self.pool is not None:
             try:
-                released = await self.db(queue.release, unfinished, self.worker_id, attempts=3)
+                released = await self.db(statements.release, unfinished, self.worker_id, attempts=3)
                 log.info("shutdown_released", released=len(released), attempt_given_back=True)
             except DB_UNAVAILABLE as exc:
                 log.error(

@@ -11,11 +11,8 @@ for the rest of the process, says so once in the log, and the worker records it 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from pgqueue_enricher import queue
 from pgqueue_enricher.errors import TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.redact import scrub
@@ -23,7 +20,7 @@ from pgqueue_enricher.settings import Settings
 
 STANDARD = "standard"
 FLEX = "flex"
-log = get_logger("pgqueue_enricher.tiers")
+log = get_logger("pgqueue_enricher.providers.tiers")
 
 # What a 400 about the tier itself says: the field's name in either spelling, or "flex".
 _NAMES_THE_TIER = re.compile(r"service[_ ]?tier|\bflex\b", re.I)
@@ -99,25 +96,3 @@ class TierPolicy:
 
 def names_the_tier(message: str) -> bool:
     return bool(_NAMES_THE_TIER.search(message or ""))
-
-
-async def record_fallbacks(providers: Any, db: Callable[..., Awaitable[Any]], worker_id: str) -> None:
-    """Write the describer's new tier fallbacks to pgqueue_enricher_lane_tiers (for `status`).
-
-    Best effort: the fallback is already in force and logged; a lost write only hides it
-    from `status` until the next one."""
-    policy = getattr(getattr(providers, "describer", None), "tiers", None)
-    if not isinstance(policy, TierPolicy):
-        return
-    for fallback in policy.take_unrecorded():
-        try:
-            await db(
-                queue.record_tier_fallback,
-                fallback.lane,
-                fallback.configured,
-                fallback.effective,
-                fallback.reason,
-                worker_id,
-            )
-        except Exception as exc:  # noqa: BLE001 - never let bookkeeping fail a pointer
-            log.warning("service_tier_fallback_not_recorded", lane=fallback.lane, reason=type(exc).__name__)

@@ -20,10 +20,10 @@ import asyncpg
 
 from pgqueue_enricher.aio import set_within
 from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import query
 
 CHANNEL = "pointer_enrichment"
-log = get_logger("pgqueue_enricher.listener")
+log = get_logger("pgqueue_enricher.queue.listener")
 
 ListenerState = Literal["starting", "ready", "degraded"]
 

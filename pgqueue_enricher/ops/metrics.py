@@ -1,7 +1,7 @@
 """Counters of one worker, `/metrics` in Prometheus text format and `/healthz`.
 
 A tiny asyncio HTTP server instead of a web framework: the daemon must stay lean, and two
-GET endpoints need nothing more. `/healthz` serves pgqueue_enricher.health's verdict: 200, or
+GET endpoints need nothing more. `/healthz` serves pgqueue_enricher.ops.health's verdict: 200, or
 503 with one line per reason.
 """
 
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgqueue_enricher import health
+from pgqueue_enricher.ops import health
 
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 

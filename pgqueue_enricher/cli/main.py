@@ -15,10 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher import lanes, queue
-from pgqueue_enricher.console import ProgressBar, install_signal_handlers
-from pgqueue_enricher.faults import WorkerFault
+from pgqueue_enricher.cli import lanes_and_costs
+from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.outages import WorkerFault
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
 
@@ -75,14 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="queue counts, failures and live workers")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
-    lanes.add_status_arguments(status)
+    lanes_and_costs.add_status_arguments(status)
 
     requeue = commands.add_parser("requeue", help="move failed pointers back to pending")
     requeue.add_argument("--project", type=_uuid, help="only pointers of this project")
     requeue.add_argument("--pointer", type=_uuid, action="append", help="only this pointer (repeatable)")
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
-    lanes.add_requeue_arguments(requeue)
+    lanes_and_costs.add_requeue_arguments(requeue)
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -105,7 +106,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from pgqueue_enricher import migrations
+    from pgqueue_enricher.schema import migrations
 
     if args.sql:
         sys.stdout.write(migrations.upgrade_sql())
@@ -141,7 +142,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pgqueue_enricher.hosting import run_pass2_worker
+    from pgqueue_enricher.daemon import run_pass2_worker
 
     settings = _settings(args)
     settings.require_database_url()
@@ -172,17 +173,17 @@ async def _with_connection(settings: Settings, work: Any) -> Any:
 
 
 async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
-    from pgqueue_enricher import provider_state
+    from pgqueue_enricher.admission import provider_state
 
-    report = await queue.status_report(conn)
+    report = await statements.status_report(conn)
     report["providers"] = await provider_state.provider_report(conn)  # provider admission
     return report
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     if args.costs or args.since or args.project:
-        return lanes.status_costs(args, _settings, _with_connection)
-    from pgqueue_enricher.provider_state import status_lines
+        return lanes_and_costs.status_costs(args, _settings, _with_connection)
+    from pgqueue_enricher.admission.provider_state import status_lines
 
     settings = _settings(args)
     report = asyncio.run(_with_connection(settings, _status_report))
@@ -216,13 +217,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("top failure reasons:")
         for reason in report["failure_reasons"]:
             print(f"  {reason['count']:>6}  {reason['reason']}")
-    lanes.print_lanes(report["lanes"], settings)
+    lanes_and_costs.print_lanes(report["lanes"], settings)
     return 0
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
     if args.lane is not None:
-        return lanes.requeue_to_lane(args, _settings, _with_connection)
+        return lanes_and_costs.requeue_to_lane(args, _settings, _with_connection)
     if not (args.project or args.pointer or args.error_like or args.all_failed):
         print(
             "pgqueue-enricher: requeue needs a filter (--project, --pointer, --error-like) "
@@ -233,7 +234,7 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(conn: asyncpg.Connection) -> int:
-        return await queue.requeue_failed(conn, args.project, args.pointer, args.error_like)
+        return await statements.requeue_failed(conn, args.project, args.pointer, args.error_like)
 
     print(f"requeued {asyncio.run(_with_connection(settings, work))}")
     return 0

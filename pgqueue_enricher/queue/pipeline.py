@@ -19,19 +19,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pgqueue_enricher import queue, tiers
-from pgqueue_enricher.admission import Admission, current_pointer
+from pgqueue_enricher.admission.gate import Admission, current_pointer
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
-from pgqueue_enricher.metrics import WorkerMetrics
+from pgqueue_enricher.ops.metrics import WorkerMetrics
+from pgqueue_enricher.providers import tiers
 from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, embedding_text
+from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.outages import DB_UNAVAILABLE
+from pgqueue_enricher.queue.retry import backoff_delay
 from pgqueue_enricher.redact import exception_reason
-from pgqueue_enricher.retry import backoff_delay
 from pgqueue_enricher.settings import Settings
 
-log = get_logger("pgqueue_enricher.pipeline")
+log = get_logger("pgqueue_enricher.queue.pipeline")
 
 # The worker's `db(operation, *args)`: runs a queue function on the pool, over reconnects.
 DbCall = Callable[..., Awaitable[Any]]
@@ -71,7 +73,7 @@ def _ms(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
 
 
-def _check_context(pointer: queue.ClaimedPointer) -> None:
+def _check_context(pointer: statements.ClaimedPointer) -> None:
     if not pointer.page_found:
         raise PermanentFailure(
             "context_missing",
@@ -105,7 +107,7 @@ class Pipeline:
         self.metrics = metrics
         self.admission = admission  # the gate of `providers` (None: not gated)
 
-    async def process(self, pointer: queue.ClaimedPointer) -> Settled:
+    async def process(self, pointer: statements.ClaimedPointer) -> Settled:
         """Enrich the pointer and settle its row; no exception but a cancel escapes."""
         started = time.perf_counter()
         current_pointer.set(str(pointer.id))  # this task's: its gated calls find their grants by it
@@ -120,7 +122,7 @@ class Pipeline:
             return await self._retry_or_fail(pointer, fence, failure, base)
         except asyncio.CancelledError:
             raise
-        except queue.DB_UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             # The write could not reach the database; the lease will expire and another
             # attempt (reusing any checkpoint) will follow.
             self.metrics.db_errors += 1
@@ -147,7 +149,7 @@ class Pipeline:
 
     # -- enrich ------------------------------------------------------------------------
 
-    async def _enrich(self, pointer: queue.ClaimedPointer, fence: queue.Fence) -> Enriched:
+    async def _enrich(self, pointer: statements.ClaimedPointer, fence: statements.Fence) -> Enriched:
         _check_context(pointer)
         providers = self.providers
         timings: dict[str, int] = {}
@@ -181,7 +183,7 @@ class Pipeline:
             )
             timings["describe_ms"] = _ms(start)
             # A lane whose tier the API refused is written down once, for `status` (tiers.py).
-            await tiers.record_fallbacks(providers, self.db, self.worker_id)
+            await record_fallbacks(providers, self.db, self.worker_id)
             description, references, text = (
                 output.rich_description,
                 output.cross_references,
@@ -191,7 +193,7 @@ class Pipeline:
                 **output.metadata,
                 "provider": providers.describer.name,
                 "prompt_version": providers.prompt_version,
-                "stage": queue.CHECKPOINT_STAGE,
+                "stage": statements.CHECKPOINT_STAGE,
                 "described_at": datetime.now(UTC).isoformat(),
                 "described_by": self.worker_id,
                 "described_attempt": pointer.attempt,
@@ -221,7 +223,7 @@ class Pipeline:
 
     async def _checkpoint_beside(
         self,
-        fence: queue.Fence,
+        fence: statements.Fence,
         description: str,
         references: list[str],
         metadata: dict[str, Any],
@@ -258,7 +260,7 @@ class Pipeline:
 
     async def _checkpoint(
         self,
-        fence: queue.Fence,
+        fence: statements.Fence,
         description: str,
         references: list[str],
         metadata: dict[str, Any],
@@ -267,7 +269,7 @@ class Pipeline:
         """The paid-for description, kept before the embedding call in case that fails; with
         `embed_text`, drawing that call's permit too (Admission.checkpoint)."""
         if embed_text is None:
-            written = await self.db(queue.checkpoint, fence, description, references, metadata)
+            written = await self.db(statements.checkpoint, fence, description, references, metadata)
         else:
             assert self.admission is not None
             written = await self.db(
@@ -276,9 +278,9 @@ class Pipeline:
         if not written:
             raise LeaseLost()
 
-    async def _complete(self, fence: queue.Fence, enriched: Enriched) -> None:
+    async def _complete(self, fence: statements.Fence, enriched: Enriched) -> None:
         written = await self.db(
-            queue.complete,
+            statements.complete,
             fence,
             enriched.description,
             enriched.references,
@@ -290,8 +292,8 @@ class Pipeline:
 
     async def _retry_or_fail(
         self,
-        pointer: queue.ClaimedPointer,
-        fence: queue.Fence,
+        pointer: statements.ClaimedPointer,
+        fence: statements.Fence,
         failure: EnrichmentFailure,
         base: dict[str, Any],
     ) -> Settled:
@@ -307,7 +309,7 @@ class Pipeline:
                 # A wait (Flex shed, tiers.py): back to pending with the attempt given back.
                 delay = backoff_delay(1, settings.pass2_backoff_base, settings.pass2_backoff_max)
                 delay = max(delay, failure.retry_after or 0.0)
-                status = await self.db(queue.wait, fence, delay, patch)
+                status = await self.db(statements.wait, fence, delay, patch)
             elif failure.transient:
                 delay = backoff_delay(
                     pointer.attempt,
@@ -316,12 +318,12 @@ class Pipeline:
                     failure.retry_after,
                 )
                 status = await self.db(
-                    queue.retry_later, fence, settings.pass2_max_attempts, failure.reason, delay, patch
+                    statements.retry_later, fence, settings.pass2_max_attempts, failure.reason, delay, patch
                 )
             else:
                 delay = None
-                status = await self.db(queue.fail, fence, failure.reason, patch)
-        except queue.DB_UNAVAILABLE as exc:
+                status = await self.db(statements.fail, fence, failure.reason, patch)
+        except DB_UNAVAILABLE as exc:
             log.error("pointer_failure_not_recorded", **base, reason=exception_reason(exc))
             return Settled("unrecorded")
         self.metrics.record_failure(failure.kind, transient=failure.transient)
@@ -340,7 +342,7 @@ class Pipeline:
         return Settled("pending" if status == "pending" else "failed", retry_in)
 
     async def _give_back(
-        self, fence: queue.Fence, failure: EnrichmentFailure, base: dict[str, Any]
+        self, fence: statements.Fence, failure: EnrichmentFailure, base: dict[str, Any]
     ) -> Settled:
         """A quota wait or a paused provider: back to `pending` with the attempt given back and
         no error recorded, due again after RetryInfo or the admission gate's next slot."""
@@ -348,8 +350,8 @@ class Pipeline:
             "last_wait": {"kind": failure.kind, "provider": failure.provider, "worker_id": self.worker_id}
         }
         try:
-            status = await self.db(queue.wait, fence, failure.retry_after, patch)
-        except queue.DB_UNAVAILABLE as exc:
+            status = await self.db(statements.wait, fence, failure.retry_after, patch)
+        except DB_UNAVAILABLE as exc:
             log.error("pointer_wait_not_recorded", **base, reason=exception_reason(exc))
             return Settled("unrecorded")
         self.metrics.record_failure(failure.kind, transient=True)
@@ -368,3 +370,25 @@ def _reground_instruction(metadata: dict[str, Any] | None) -> str | None:
     """Why the host's re-ground step added this region, when it said so (any other shape: none)."""
     value = (metadata or {}).get("reground_instruction")
     return value if isinstance(value, str) and value.strip() else None
+
+
+async def record_fallbacks(providers: Any, db: Callable[..., Awaitable[Any]], worker_id: str) -> None:
+    """Write the describer's new tier fallbacks to pgqueue_enricher_lane_tiers (for `status`).
+
+    Best effort: the fallback is already in force and logged; a lost write only hides it
+    from `status` until the next one."""
+    policy = getattr(getattr(providers, "describer", None), "tiers", None)
+    if not isinstance(policy, tiers.TierPolicy):
+        return
+    for fallback in policy.take_unrecorded():
+        try:
+            await db(
+                statements.record_tier_fallback,
+                fallback.lane,
+                fallback.configured,
+                fallback.effective,
+                fallback.reason,
+                worker_id,
+            )
+        except Exception as exc:  # noqa: BLE001 - never let bookkeeping fail a pointer
+            log.warning("service_tier_fallback_not_recorded", lane=fallback.lane, reason=type(exc).__name__)

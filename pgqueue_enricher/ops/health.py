@@ -77,7 +77,7 @@ async def database_problem(pool: Any, within: float = DATABASE_TIMEOUT) -> str |
 
 
 async def check(worker: Any) -> Verdict:
-    """The worker's health now; `worker` is a pgqueue_enricher.worker.Worker."""
+    """The worker's health now; `worker` is a pgqueue_enricher.queue.worker.Worker."""
     timeout = min(DATABASE_TIMEOUT, max(worker.settings.pass2_poll_interval, 0.5))
     problems = [
         problem

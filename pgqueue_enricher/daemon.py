@@ -14,12 +14,12 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
-from pgqueue_enricher.faults import load_runtime_sql
 from pgqueue_enricher.logs import configure_logging
-from pgqueue_enricher.metrics import serve_metrics
+from pgqueue_enricher.ops.metrics import serve_metrics
+from pgqueue_enricher.queue.outages import load_runtime_sql
+from pgqueue_enricher.queue.worker import Worker
 from pgqueue_enricher.redact import register_settings_secrets
 from pgqueue_enricher.settings import Settings, load_settings
-from pgqueue_enricher.worker import Worker
 
 
 def run_pass2_worker(

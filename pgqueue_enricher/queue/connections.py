@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from pgqueue_enricher.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import query
 
 # asyncpg's own default size; the worker runs about twenty distinct statements.
 STATEMENT_CACHE_SIZE = 100

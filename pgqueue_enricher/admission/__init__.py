@@ -1,0 +1,1 @@
+"""The fleet-wide gate in front of each provider, shared through Postgres."""

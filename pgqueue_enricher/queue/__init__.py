@@ -1,0 +1,1 @@
+"""The queue: statements, the worker loop, the pipeline, leases, listener, outages."""
