@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 $(VENV): $(STAMP)
 
 # Two processes, each with its own embedded Postgres; a file's tests stay together, so a
-# session-scoped table (tests/test_claim_plan.py) is built once. Tests marked `alone` (the
+# session-scoped table (tests/sql/test_claim_plan.py) is built once. Tests marked `alone` (the
 # short soak: its deadlines assume the machine is not shared) run afterwards, by themselves.
 TEST_WORKERS ?= 2
 

@@ -1,7 +1,7 @@
 """Claim latency at production scale: the fair, laned claim versus the FIFO claim it replaced.
 
 The table holds 1,000,000 complete rows and 100,000 pending ones over 200 projects (both
-lanes), built in SQL (tests/helpers.py seed_large_queue). Each sample claims N rows inside
+lanes), built in SQL (tests/support/helpers.py seed_large_queue). Each sample claims N rows inside
 a transaction and rolls it back, so every sample sees the same queue; the two statements
 alternate so that load on the machine hits both alike. Prints the median and p90 per
 batch size and the ratio fair / FIFO (target <= 2).
@@ -23,7 +23,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import migrated_database  # noqa: E402
 from pgqueue_enricher.schema.sqlfiles import query  # noqa: E402
-from tests.helpers import seed_large_queue  # noqa: E402
+from tests.support.helpers import seed_large_queue  # noqa: E402
 
 FIFO_CLAIM = (Path(__file__).resolve().parent / "claim_fifo.sql").read_text(encoding="utf-8")
 

@@ -1,9 +1,9 @@
-"""`make soak`: the long soak run (tests/soak_engine.py) from the command line, on a fresh database.
+"""`make soak`: the long soak run (tests/support/soak_engine.py) from the command line, on a fresh database.
 
 5,000 pointers by default, three worker processes, provider faults, SIGKILLs and
 pg_terminate_backend for the first 180 s, and within them a quota phase (the fake accepts 4
 Gemini calls/s for 20 s; the workers are not told) and an outage phase (Gemini answers 503
-for 8 s after the fleet paused); the invariants it judges are listed in tests/soak_engine.py.
+for 8 s after the fleet paused); the invariants it judges are listed in tests/support/soak_engine.py.
 
     .venv/bin/python bench/soak.py [--pointers 5000] [--max-seconds 480] [--kill-every 3] [--seed 1]
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import migrated_database  # noqa: E402
-from tests.soak_engine import SoakConfig, SoakReport, run_soak  # noqa: E402
+from tests.support.soak_engine import SoakConfig, SoakReport, run_soak  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> SoakConfig:

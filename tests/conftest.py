@@ -23,10 +23,10 @@ from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.queue.connections import prepare_session
 from pgqueue_enricher.schema import migrations
 from tests.fakes.server import FakeServer, tiny_png
-from tests.harness import RowWatcher
-from tests.helpers import CROP, seed_large_queue
+from tests.support.harness import RowWatcher
+from tests.support.helpers import CROP, seed_large_queue
 
-pytest_plugins = ["tests.fakes.pytest_plugin", "tests.pooler"]
+pytest_plugins = ["tests.fakes.pytest_plugin", "tests.support.pooler"]
 
 TEMPLATE = "pgqe_template"
 _counter = itertools.count()
@@ -80,7 +80,7 @@ def db_url(pg_server: database.DatabaseHandle, template_url: str) -> Iterator[st
 
 @pytest.fixture(scope="session")
 async def large_queue_url(pg_server: database.DatabaseHandle, template_url: str) -> AsyncIterator[str]:
-    """One production-sized queue (tests.helpers.seed_large_queue: 1.1M rows over 200
+    """One production-sized queue (tests.support.helpers.seed_large_queue: 1.1M rows over 200
     projects), built once for the session: it is the suite's most expensive setup, and the
     plan tests that need it only read it. A test that claims must roll its claim back."""
     with throwaway_database(pg_server, template_url) as url:
