@@ -90,7 +90,7 @@ async def test_new_secret_keys_are_sent_as_apikey_only(
     fake_server: FakeServer, provider_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = "sb_secret_fake_0123456789abcdef"
-    monkeypatch.setattr(fake_server, "storage_key", key)
+    monkeypatch.setattr(fake_server.storage, "key", key)
     fake_server.storage.put(PATH, CROP)
     crop_store = SupabaseStore(provider_settings.model_copy(update={"supabase_service_key": SecretStr(key)}))
     try:
