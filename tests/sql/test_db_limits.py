@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.settings import Settings
-from tests.fakes.server import FakeServer, tiny_png
+from tests.fakes.server import FakeServer
 from tests.support.harness import RowWatcher, running_worker, worker_settings
 from tests.support.helpers import insert_pointers, make_page
 
@@ -57,17 +57,6 @@ def limited_role(pg_server: database.DatabaseHandle, db_url: str) -> Iterator[Li
         with psycopg.connect(pg_server.url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
             conn.execute(f"DROP ROLE IF EXISTS {name}")
-
-
-@pytest.fixture
-async def watcher(conn: asyncpg.Connection) -> RowWatcher:
-    return await RowWatcher(conn).install()
-
-
-@pytest.fixture
-def crops(fake_server: FakeServer) -> FakeServer:
-    fake_server.storage.put("crops/detail.png", tiny_png())
-    return fake_server
 
 
 async def worker_connections(conn: asyncpg.Connection, worker_id: str) -> int:
