@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
@@ -23,13 +22,6 @@ REFLECTION = "Sheet A-501 shows the east elevation wall sections, parapet to foo
 
 def item(title: str = "Parapet Wall Section", reflection: str | None = REFLECTION) -> EnrichmentInput:
     return EnrichmentInput("p-1", CROP, reflection, "A-501 Wall Sections", "Architectural", title)
-
-
-@pytest.fixture
-async def describer(provider_settings: Settings) -> AsyncIterator[GeminiDescriber]:
-    provider = GeminiDescriber(provider_settings)
-    yield provider
-    await provider.aclose()
 
 
 # -- the request ---------------------------------------------------------------------------
