@@ -81,6 +81,21 @@ def test_a_stub_out_of_place_is_caught(tmp_path: Path) -> None:
     assert [stem for stem, _ in apply_order(tmp_path)] != revision_files(tmp_path)
 
 
+_DEFINES = re.compile(
+    r"^\s*CREATE\s+(OR\s+REPLACE\s+)?(FUNCTION|PROCEDURE|TRIGGER|TABLE|INDEX|VIEW)\b", re.I | re.M
+)
+
+
+def test_statements_the_code_runs_live_apart_from_what_migrations_apply() -> None:
+    """sql/*.sql: statements only; sql/definitions/: the living definitions, all of them applied."""
+    definitions = sorted(f"definitions/{path.name}" for path in (ROOT / "sql" / "definitions").glob("*.sql"))
+    assert definitions == sorted(migrations.LIVING_SQL_FILES)
+    for path in sorted((ROOT / "sql").glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        assert not _DEFINES.search(text), f"sql/{path.name} defines schema: it belongs in sql/definitions/"
+        assert "-- name: upgrade" not in text, f"sql/{path.name} has an upgrade block: sql/definitions/"
+
+
 def fingerprint(url: str) -> dict[str, list[tuple]]:
     """What the schema holds: tables and columns, indexes, constraints, triggers, functions, grants."""
     statements = {
