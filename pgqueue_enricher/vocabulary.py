@@ -6,5 +6,5 @@ without importing SQLAlchemy (the models), whose import would slow the start of 
 """
 
 ENRICHMENT_STATUSES = ("pending", "processing", "complete", "failed")
-# In claim order: every interactive row before any backfill row (sql/scheduling.sql).
+# In claim order: every interactive row before any backfill row (sql/definitions/scheduling.sql).
 ENRICHMENT_LANES = ("interactive", "backfill")

@@ -6,7 +6,7 @@
 -- Not a statement by itself: the head both claims share (pointers_claim and
 -- pointers_claim_with_permits put it where they say `-- include: pointers_claim_head`).
 -- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, skipping rows
--- locked by other claimers and rows waiting for a retry. Order (sql/scheduling.sql): the
+-- locked by other claimers and rows waiting for a retry. Order (sql/definitions/scheduling.sql): the
 -- interactive lane before the backfill lane; within a lane the lowest turns first, which
 -- shares free slots round-robin between projects across the whole fleet; oldest first
 -- within a turn. Both lanes are ordered scans of idx_pointers_enrichment_turn. The page
@@ -369,7 +369,7 @@ LEFT JOIN (
 WHERE w.expires_at > now()
 ORDER BY w.worker_id;
 
--- Scheduling and cost (lanes, tiers, the cost ledger; sql/scheduling.sql) ---------------
+-- Scheduling and cost (lanes, tiers, the cost ledger; sql/definitions/scheduling.sql) --------
 
 -- name: pointers_wait
 -- A wait, not a failure ($1 id, $2 worker, $3 attempt, $4 delay seconds or NULL for due at

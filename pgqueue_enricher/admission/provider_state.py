@@ -1,5 +1,5 @@
 """The providers' shared rows (`pgqueue_enricher_provider_state`): what a worker reads of them,
-the statements it runs on them (sql/admission.sql), and how `status` prints them.
+the statements it runs on them (sql/definitions/admission.sql), and how `status` prints them.
 
 admission.py decides when to run each statement and what it means for a call; this module
 only speaks to the table, so that `status` and the CLI read it without the gate's machinery.
@@ -20,8 +20,8 @@ Executor = asyncpg.Pool | asyncpg.Connection
 
 
 def query(name: str) -> str:
-    """A named statement from sql/admission.sql."""
-    return blocks("admission.sql")[name]
+    """A named statement from sql/definitions/admission.sql."""
+    return blocks("definitions/admission.sql")[name]
 
 
 # How to lift each provider's pause by hand, as printed by `status` and the pause log line.
@@ -131,7 +131,7 @@ def pause_line(state: ProviderState) -> str:
     return f"{state.provider} paused since {since} ({state.paused_kind}){probe}: {state.paused_reason}"
 
 
-# -- statements (sql/admission.sql) ----------------------------------------------------------
+# -- statements (sql/definitions/admission.sql) -----------------------------------------------
 
 
 async def configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:

@@ -266,7 +266,7 @@ async def requeue_failed(
     return int(await db.fetchval(query("pointers_requeue_failed"), project_id, pointer_ids, error_like))
 
 
-# -- lanes, waits and the cost ledger (sql/scheduling.sql) -------------------------------
+# -- lanes, waits and the cost ledger (sql/definitions/scheduling.sql) ------------------------
 
 
 async def wait(

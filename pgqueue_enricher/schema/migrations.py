@@ -1,9 +1,10 @@
 """Running Alembic from code: `pgqueue-enricher migrate`, the demo and the tests.
 
-The revisions only call `apply_sql` on their own frozen file in sql/migrations/, so a
-released revision never changes when the living definitions in sql/ do. The Alembic scripts
-ship inside the package (`pgqueue_enricher/_alembic`), so an installed wheel migrates with
-no checkout around it.
+Each revision applies its own frozen file in sql/migrations/, so a released revision never
+changes when the living definitions in sql/definitions/ do. A revision file is a three-line
+stub: `revision_script` derives everything else from its name. The Alembic scripts ship
+inside the package (`pgqueue_enricher/_alembic`), so an installed wheel migrates with no
+checkout around it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Callable
 from importlib import resources
+from pathlib import PurePath
 
 import psycopg
 from alembic.config import Config
@@ -24,10 +27,65 @@ from pgqueue_enricher.settings import ConfigError, plain_dsn
 
 VERSION_TABLE = "pgqueue_enricher_alembic_version"
 
-# The current definitions of every function and trigger, one file per topic. A change to one
-# of them ships as a new revision with its own frozen copy; the replay test fails when a
-# living file and the head of the migration chain disagree.
-LIVING_SQL_FILES = ("doorbell.sql", "experience.sql", "requeue.sql", "admission.sql", "scheduling.sql")
+# The current definitions of every function and trigger, one file per topic, in the order
+# they apply. A change to one of them ships as a new revision with its own frozen copy; the
+# replay test fails when a living file and the head of the migration chain disagree.
+LIVING_SQL_FILES = (
+    "definitions/doorbell.sql",
+    "definitions/experience.sql",
+    "definitions/requeue.sql",
+    "definitions/admission.sql",
+    "definitions/scheduling.sql",
+)
+
+# The chain: revision file NNNN_topic.py is the NNNN-th revision applied and runs
+# sql/migrations/NNNN_topic.sql. The first twelve were released while files were named by id,
+# not by place, and their ids are stored in every migrated database's version table, so they
+# keep them: the file numbered n has id RELEASED_IDS[n - 1]. From 0013 on, id == file number.
+RELEASED_IDS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0009",
+    "0008",
+    "0010",
+    "0007",
+    "0011",
+    "0012",
+)
+
+# Revisions that first load the session-local helpers for adopting what a host app already made.
+ADOPTING = frozenset({"0002", "0005"})
+
+
+def revision_id(number: int) -> str:
+    """The id of the revision whose file is numbered `number` (its place in the chain)."""
+    return RELEASED_IDS[number - 1] if number <= len(RELEASED_IDS) else f"{number:04d}"
+
+
+def revision_script(path: str) -> tuple[str, str | None, Callable[[], None], Callable[[], None]]:
+    """What the revision file at `path` gives Alembic: its id, its parent's id, upgrade, downgrade.
+
+    All of it follows from the name `NNNN_topic.py`, so a stub cannot disagree with its place
+    in the chain or apply another revision's SQL.
+    """
+    stem = PurePath(path).stem
+    number = int(stem.split("_", 1)[0])
+    revision = revision_id(number)
+    sql_file = f"migrations/{stem}.sql"
+    first = ("migrations/adoption_helpers.sql",) if revision in ADOPTING else ()
+
+    def upgrade() -> None:
+        for relative_path in (*first, sql_file):
+            apply_sql(relative_path, "upgrade")
+
+    def downgrade() -> None:
+        apply_sql(sql_file, "downgrade")
+
+    return revision, revision_id(number - 1) if number > 1 else None, upgrade, downgrade
 
 
 def apply_sql(relative_path: str, direction: str) -> None:

@@ -1,5 +1,10 @@
 """Loads the SQL that lives in `sql/`, the single source of truth for what the database runs.
 
+Three kinds of file, three places: `sql/*.sql` holds the statements the code runs
+(`queries.sql` for the worker and the CLI); `sql/definitions/` the current definitions of the
+functions and triggers, which only migrations install; `sql/migrations/` the frozen copies
+the released revisions apply.
+
 The files ship inside the package (`pgqueue_enricher/_sql`, a link to the repository's
 `sql/` in a checkout, real files in a wheel), so they are read with importlib.resources and
 never from a path beside the source tree. A file is split into named blocks by

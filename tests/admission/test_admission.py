@@ -319,7 +319,7 @@ async def test_replaying_the_living_file_changes_no_definition(db_url: str) -> N
     query = "SELECT proname, md5(prosrc), proconfig FROM pg_proc WHERE proname LIKE 'pgqueue_enricher%'"
     with psycopg.connect(db_url, autocommit=True) as conn:
         before = conn.execute(query).fetchall()
-        conn.execute(blocks("admission.sql")["upgrade"])
+        conn.execute(blocks("definitions/admission.sql")["upgrade"])
         assert conn.execute(query).fetchall() == before and before
 
 

@@ -1,8 +1,8 @@
 """Released revisions are immutable: replaying the chain gives what the living SQL files say.
 
 A database upgraded from base is compared with the same database whose functions and
-triggers were dropped and rebuilt from the living files alone (sql/doorbell.sql and the
-rest of migrations.LIVING_SQL_FILES). A living file edited without a new revision, or a
+triggers were dropped and rebuilt from the living files alone (sql/definitions/, in the
+order of migrations.LIVING_SQL_FILES). A living file edited without a new revision, or a
 revision whose frozen copy differs from the living file, fails here.
 """
 

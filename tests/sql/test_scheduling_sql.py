@@ -139,5 +139,5 @@ async def test_rerunning_the_living_scheduling_sql_changes_no_function_or_trigge
     """
     before = await conn.fetch(definitions)
     assert len(before) == 4
-    await conn.execute(blocks("scheduling.sql")["upgrade"])
+    await conn.execute(blocks("definitions/scheduling.sql")["upgrade"])
     assert await conn.fetch(definitions) == before

@@ -94,7 +94,7 @@ FROM soak_provider_events WHERE provider = 'gemini' ORDER BY at
 """
 
 # The quota phase ends as if a project's quota had been raised. A fleet cannot learn a raise by
-# itself: its adaptive rate never grows past a quota a refusal named (sql/admission.sql,
+# itself: its adaptive rate never grows past a quota a refusal named (sql/definitions/admission.sql,
 # provider_state_acquire). So the soak puts the row back as it was before the phase (no learnt
 # quota, the admitted rate of then), through the table an operator would use, and forgets late
 # refusals (soak_forget_quota); the rest of the run goes on as it would have without the phase.

@@ -1,0 +1,5 @@
+"""The update doorbell in linear time (no join of transition tables)."""
+
+from pgqueue_enricher.schema.migrations import revision_script
+
+revision, down_revision, upgrade, downgrade = revision_script(__file__)
