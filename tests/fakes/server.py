@@ -22,6 +22,8 @@ Quota and outage modes (provider admission): `fake.gemini.quota(8, 1.0)` accepts
 per sliding second and refuses the rest with Gemini's QuotaFailure + RetryInfo (`quota(None)`
 lifts it);
 `daily_quota(reset_in)`; `outage("key_revoked" | "model_gone" | "down" | "timeout" | None)`.
+Lookups with no generation (`doctor`): `GET /v1beta/models/{model}` finds `fake.gemini.known_models`,
+`GET /storage/v1/bucket/{id}` finds `fake.storage.buckets`.
 
 and drive it over HTTP: `GET /_fake/stats`, `POST /_fake/gemini/{quota|daily_quota|outage}`, `POST /_fake/objects/{bucket}/{path}` (raw
 body), `POST /_fake/reset`, `POST /_fake/{gemini|voyage|storage}/script` (JSON list of
@@ -57,6 +59,8 @@ from urllib.parse import unquote
 EMBEDDING_DIMENSIONS = 1024
 DEFAULT_BUCKET = "project-files"
 TITLE_PREFIX = "Pointer title:"
+# Models the Gemini fake's model lookup finds; any other id answers 404 NOT_FOUND.
+KNOWN_MODELS = frozenset({"gemini-3-flash-preview", "gemini-3.5-flash", "gemini-3.6-flash"})
 
 GEMINI_KINDS = frozenset(
     {
@@ -424,6 +428,10 @@ class GeminiFake(ServiceFake):
         self.flex_sheds = 0
         self.shed_status = 503
         self.refused_tiers: set[str] = set()
+        # Model lookups (GET models/{model}, as `doctor` makes): the models this fake knows,
+        # and how many lookups came (they are not generateContent calls: `calls` stays put).
+        self.known_models: set[str] = set(KNOWN_MODELS)
+        self.model_lookups = 0
 
     def tier_fault(self, record: RecordedRequest) -> Fault | None:
         """The tier's own answer to this call, if it has one (refusal or shed)."""
@@ -555,6 +563,9 @@ class StorageFake(ServiceFake):
     def reset(self) -> None:
         super().reset()
         self.objects: dict[str, bytes] = {}
+        # Buckets that GET /storage/v1/bucket/{id} finds (objects are served whatever these are).
+        self.buckets: set[str] = {DEFAULT_BUCKET}
+        self.bucket_lookups = 0
 
     def put(self, path: str, data: bytes, bucket: str = DEFAULT_BUCKET) -> None:
         with self._lock:
@@ -686,6 +697,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self.server.fake.stats())
         elif path.startswith("/storage/v1/object/"):
             self._storage(path[len("/storage/v1/object/") :])
+        elif path.startswith("/storage/v1/bucket/"):
+            self._storage_bucket(unquote(path[len("/storage/v1/bucket/") :]))
+        elif lookup := re.fullmatch(r"/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)", path):
+            self._gemini_model(lookup[1], unquote(lookup["model"]))
         else:
             self._json(404, {"error": f"fake server has no route GET {path}"})
 
@@ -775,6 +790,49 @@ class _Handler(BaseHTTPRequestHandler):
             self._gemini_reply(self._mid_body(fault), model, record.title or "(untitled)")
         finally:
             self._call_done()
+
+    def _gemini_model(self, version: str, model: str) -> None:
+        """GET models/{model}: the model's description, as the real API answers a lookup.
+        No key: 403; a wrong or revoked key: 400 API_KEY_INVALID; an unknown or retired
+        model: 404 NOT_FOUND. Not a generation: `gemini.calls` does not count it."""
+        fake = self.server.fake
+        gemini = fake.gemini
+        with gemini._lock:
+            gemini.model_lookups += 1
+            known = model in gemini.known_models and gemini._outage != "model_gone"
+            revoked = gemini._outage == "key_revoked"
+        key = self.headers.get("x-goog-api-key")
+        if key is None:
+            self._json(
+                403, _error_json(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
+            )
+        elif revoked or (fake.gemini_key is not None and key != fake.gemini_key):
+            self._json(
+                400,
+                _error_json(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "API key not valid. Please pass a valid API key.",
+                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+                ),
+            )
+        elif not known:
+            self._json(
+                404,
+                _error_json(404, "NOT_FOUND", f"models/{model} is not found for API version {version}."),
+            )
+        else:
+            self._json(
+                200,
+                {
+                    "name": f"models/{model}",
+                    "version": "001",
+                    "displayName": model,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+                },
+            )
 
     def _gemini_reply(self, fault: Fault, model: str, title: str) -> None:
         kind = fault.kind
@@ -1023,6 +1081,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._storage_reply(self._mid_body(fault), f"{bucket}/{key}")
         finally:
             self._call_done()
+
+    def _storage_bucket(self, bucket: str) -> None:
+        """GET /storage/v1/bucket/{id}: the bucket's row, or Storage's 400 whose body says 404."""
+        fake = self.server.fake
+        with fake.storage._lock:
+            fake.storage.bucket_lookups += 1
+            exists = bucket in fake.storage.buckets
+        expected = fake.storage_key
+        auth = self.headers.get("authorization")
+        if expected is not None and (
+            self.headers.get("apikey") != expected or (auth is not None and auth != f"Bearer {expected}")
+        ):
+            self._json(400, {"statusCode": "403", "error": "Unauthorized", "message": "Invalid Compact JWS"})
+        elif not exists:
+            self._json(400, {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"})
+        else:
+            stamp = "2026-01-01T00:00:00.000Z"
+            self._json(
+                200,
+                {
+                    "id": bucket,
+                    "name": bucket,
+                    "owner": "",
+                    "public": False,
+                    "file_size_limit": None,
+                    "allowed_mime_types": None,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                },
+            )
 
     def _storage_reply(self, fault: Fault, object_key: str) -> None:
         fake = self.server.fake
