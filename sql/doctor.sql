@@ -69,10 +69,16 @@ SELECT
        AND NOT a.attisdropped) AS embedding_type;
 
 -- name: vector_indexes
--- Every index on pointers whose key includes `embedding`: its name, access method, `lists`
--- (ivfflat) and whether it is valid (a failed CREATE INDEX CONCURRENTLY leaves it invalid).
+-- Every index on pointers whose key includes `embedding`: its name, access method, operator
+-- class of the embedding column, `lists` (ivfflat) and whether it is valid (a failed CREATE
+-- INDEX CONCURRENTLY leaves it invalid).
 SELECT i.relname AS name,
        am.amname AS method,
+       (SELECT opc.opcname
+        FROM generate_subscripts(ix.indkey, 1) AS k
+        JOIN pg_catalog.pg_opclass AS opc ON opc.oid = ix.indclass[k]
+        WHERE ix.indkey[k] = a.attnum
+        LIMIT 1) AS opclass,
        ix.indisvalid AS valid,
        (SELECT split_part(option, '=', 2)::integer
         FROM unnest(i.reloptions) AS option

@@ -49,6 +49,8 @@ IVFFLAT_MIN_ROWS_PER_LIST = 10
 # ivfflat: `lists` may be this factor away from pgvector's advice before the check fails.
 IVFFLAT_LISTS_TOLERANCE = 4.0
 IVFFLAT_DEFAULT_LISTS = 100  # pgvector's default when CREATE INDEX gives no `lists`
+# Maestro's hybrid_search ranks by cosine similarity (`<=>`): only this operator class serves it.
+COSINE_OPCLASS = "vector_cosine_ops"
 
 
 def query(name: str) -> str:
@@ -285,7 +287,16 @@ async def check_vector_index(conn: asyncpg.Connection, settings: Settings) -> Ch
             f"{names} is invalid (a concurrent index build that failed)",
             f"rebuild it: reindex index {names}",
         )
-    best = usable[0]  # hnsw first (vector_indexes' order)
+    cosine = [ix for ix in usable if ix["opclass"] == COSINE_OPCLASS]
+    if not cosine:
+        ix = usable[0]
+        return failed(
+            "vector index",
+            f"{ix['name']} uses {ix['opclass']}, but searches order by cosine distance (<=>), "
+            "which only a vector_cosine_ops index serves",
+            hnsw_fix,
+        )
+    best = cosine[0]  # hnsw first (vector_indexes' order)
     if best["method"] == "hnsw":
         return passed("vector index", f"{best['name']} is hnsw")
     if best["method"] != "ivfflat":
@@ -296,8 +307,8 @@ async def check_vector_index(conn: asyncpg.Connection, settings: Settings) -> Ch
         return failed(
             "vector index",
             f"{best['name']} is ivfflat: {problem}",
-            f"{hnsw_fix}; or, once the embeddings are in, rebuild {best['name']} with lists = "
-            f"{advised_lists(rows)}",
+            f"{hnsw_fix}; or, once the embeddings are loaded, rebuild {best['name']} with lists = "
+            "rows / 1000 (sqrt(rows) above a million rows)",
         )
     return passed(
         "vector index",

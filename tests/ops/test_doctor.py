@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,14 @@ async def healthy(db_url: str, conn: asyncpg.Connection, provider_settings: Sett
     return worker_settings(provider_settings, db_url)
 
 
+@pytest.fixture
+def free_port() -> int:
+    """A local port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 async def checks_of(settings: Settings) -> dict[str, Check]:
     return {check.name: check for check in await run_checks(settings, listen_timeout=LISTEN_WAIT)}
 
@@ -79,6 +88,7 @@ async def test_a_healthy_deployment_passes_every_check_and_doctor_exits_0(
         "database", "schema", "privileges", "pgvector", "vector index", "listen", "storage", "gemini", "voyage"
     ]  # fmt: skip
     assert report["ok"] is True and all(check["ok"] and check["fix"] is None for check in report["checks"])
+    assert all(set(check) == {"name", "ok", "detail", "fix"} for check in report["checks"])
     voyage = next(check for check in report["checks"] if check["name"] == "voyage")
     assert "cost $0.0000" in voyage["detail"] and "tokens" in voyage["detail"]
     # Changes no row, generates nothing: one model lookup, one embedding, one bucket lookup.
@@ -177,6 +187,15 @@ async def test_no_vector_index_fails_the_vector_index_check(
     assert check.name == "vector index" and "no index on pointers.embedding" in line
 
 
+async def test_an_index_of_another_distance_fails_the_vector_index_check(
+    healthy: Settings, conn: asyncpg.Connection
+) -> None:
+    await conn.execute("DROP INDEX pointers_embedding_hnsw")
+    await conn.execute("CREATE INDEX pointers_embedding_l2 ON pointers USING hnsw (embedding vector_l2_ops)")
+    check, line = await only_failure(healthy)
+    assert check.name == "vector index" and "pointers_embedding_l2 uses vector_l2_ops" in line
+
+
 def test_the_ivfflat_rule_follows_pgvectors_advice_on_lists() -> None:
     assert advised_lists(0) == 1 and advised_lists(100_000) == 100 and advised_lists(4_000_000) == 2000
     assert ivfflat_problem(100, 0) is not None  # Maestro's index: built on an empty table
@@ -206,6 +225,30 @@ async def test_a_role_without_the_workers_privileges_fails_the_privileges_check(
     finally:
         await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
         await conn.execute(f"DROP ROLE {role}")
+
+
+async def test_no_secret_appears_when_every_check_fails(provider_settings: Settings, free_port: int) -> None:
+    database_password = "S3cret-db-password-41c7"
+    settings = worker_settings(
+        provider_settings,
+        f"postgresql://enricher:{database_password}@127.0.0.1:{free_port}/maestro",
+        gemini_api_key=SecretStr(LEAKY_GEMINI_KEY),
+        voyage_api_key=SecretStr(LEAKY_VOYAGE_KEY),
+        supabase_service_key=SecretStr(LEAKY_SUPABASE_KEY),
+    )
+    checks = await run_checks(settings, listen_timeout=LISTEN_WAIT)
+    text, code = render(checks, as_json=True)
+    report = json.loads(text)
+    assert code == 1 and report["ok"] is False
+    assert {c["name"] for c in report["checks"] if not c["ok"]} == {
+        "database", "schema", "privileges", "pgvector", "vector index", "listen", "storage", "gemini", "voyage"
+    }  # fmt: skip
+    assert (
+        "could not connect" in report["checks"][0]["detail"] and "DATABASE_URL" in report["checks"][0]["fix"]
+    )
+    human, _ = render(checks, as_json=False)
+    for secret in (database_password, LEAKY_GEMINI_KEY, LEAKY_VOYAGE_KEY, LEAKY_SUPABASE_KEY):
+        assert secret not in text and secret not in human
 
 
 def test_a_malformed_key_is_a_configuration_error(provider_settings: Settings) -> None:
