@@ -41,6 +41,8 @@ CONNECT_TIMEOUT = 10.0
 # milliseconds; a transaction pooler never delivers it.
 LISTEN_TIMEOUT = 5.0
 HTTP_TIMEOUT = 15.0
+# A catalog read or the count of embedded rows; a hung server fails the check instead of doctor.
+QUERY_TIMEOUT = 60.0
 SUPABASE_TRANSACTION_POOLER_PORT = 6543
 # What the Voyage check embeds: a few tokens, billed like any other embedding.
 VOYAGE_PROBE_TEXT = "pgqueue-enricher doctor"
@@ -151,7 +153,14 @@ async def _connect_database(settings: Settings, checks: list[Check]) -> asyncpg.
     where = redact_url(url)
     try:
         # No statement cache: DATABASE_URL may be a transaction pooler.
-        conn = await asyncpg.connect(url, statement_cache_size=0, timeout=CONNECT_TIMEOUT)
+        conn = await asyncpg.connect(
+            url, statement_cache_size=0, timeout=CONNECT_TIMEOUT, command_timeout=QUERY_TIMEOUT
+        )
+        try:
+            row = await conn.fetchrow(query("server_describe"))
+        except BaseException:
+            await _close(conn)
+            raise
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = " ".join(str(exc).split())[:240] or type(exc).__name__
         checks.append(
@@ -163,7 +172,6 @@ async def _connect_database(settings: Settings, checks: list[Check]) -> asyncpg.
             )
         )
         return None
-    row = await conn.fetchrow(query("server_describe"))
     checks.append(
         passed(
             "database", f"PostgreSQL {row['version']} answers: database {row['database']}, role {row['role']}"

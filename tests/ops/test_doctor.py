@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from pgqueue_enricher.cli.doctor import render
-from pgqueue_enricher.ops.doctor import Check, advised_lists, ivfflat_problem, run_checks
+from pgqueue_enricher.ops.doctor import Check, advised_lists, check_listen, ivfflat_problem, run_checks
 from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.settings import ConfigError, Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS
@@ -164,6 +165,23 @@ async def test_listen_through_a_transaction_pooler_fails_the_listen_check(
     check, line = await only_failure(settings)
     assert check.name == "listen" and "DATABASE_LISTEN_URL" in line and "did not arrive" in line
     assert pooler.password not in line
+
+
+async def test_a_listen_url_on_supabases_transaction_pooler_fails_without_trying(
+    provider_settings: Settings,
+) -> None:
+    url = "postgresql://postgres.abcdefgh:pooler-pw-77aa@aws-0-eu-central-1.pooler.supabase.com:6543/postgres"
+    settings = worker_settings(provider_settings, "postgresql://unused@127.0.0.1/none")
+    check = await check_listen(
+        settings.model_copy(update={"database_listen_url": SecretStr(url)}), LISTEN_WAIT
+    )
+    assert not check.ok and "port 6543" in check.detail and "DATABASE_LISTEN_URL" in (check.fix or "")
+    assert "pooler-pw-77aa" not in check.detail
+
+
+async def test_a_missing_storage_dir_fails_the_storage_check(healthy: Settings, tmp_path: Path) -> None:
+    check, line = await only_failure(healthy.model_copy(update={"storage_dir": str(tmp_path / "absent")}))
+    assert check.name == "storage" and "does not exist" in line and "STORAGE_DIR" in line
 
 
 async def test_an_ivfflat_index_built_on_an_empty_table_fails_the_vector_index_check(
