@@ -25,8 +25,8 @@ async def end_tasks(tasks: Iterable[asyncio.Task[None]], patience: float = 5.0) 
 
     One cancel is not always enough on Python 3.11: a wait_for whose inner awaitable finishes
     in the same loop iteration as the cancel returns the result and drops the cancel
-    (CPython gh-86296), and library code under a task can do the same. CI once saw a side
-    duty of the worker carry on to its next 15 s pause after one cancel, holding up the stop.
+    (CPython gh-86296), and library code under a task can do the same: a side duty of the
+    worker could then carry on to its next pause, holding up the stop.
     """
     tasks = list(tasks)
     loop = asyncio.get_running_loop()

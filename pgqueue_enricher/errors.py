@@ -3,8 +3,8 @@
 `reason` is the sentence stored in `enrichment_error`: written for the person who reads
 `status`, scrubbed of secrets, and short enough to group by (`status` shows the top reasons).
 
-`scope` says whose fault it is (provider admission, design.md):
-- `row`: the row's own failure; it spends an attempt (the only scope before turn 2);
+`scope` says whose fault it is (docs/admission.md):
+- `row`: the row's own failure; it spends an attempt;
 - `wait`: a per-minute quota refusal or a shed: the row goes back with its attempt given back;
 - `outage`: the provider answered 5xx or not at all; the row spends an attempt unless the
   fleet has seen enough of these in a row to pause the provider;

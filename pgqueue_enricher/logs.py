@@ -57,7 +57,7 @@ def stdlib_handler(log_format: str, level: int, stream: Any = None) -> logging.H
     """A handler that renders stdlib records like our own events: one line, scrubbed, same format.
 
     asyncpg logs its pool warnings with a traceback and the SDKs log through stdlib logging;
-    without this their lines were multi-line plain text beside the JSON, and unscrubbed.
+    without this their lines would be multi-line plain text beside the JSON, and unscrubbed.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setLevel(level)

@@ -1,6 +1,6 @@
 """Every setting of the daemon, read once from the environment (and `.env`).
 
-The variable names are a contract (README, Settings): operators set them in systemd
+The variable names are a contract (docs/configuration.md): operators set them in systemd
 units, Railway and docker-compose files. Secrets are `SecretStr` so that a stray
 `repr(settings)` or log line can never print them.
 """
@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     pass2_max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
     pass2_max_image_pixels: int = Field(100_000_000, gt=0)
 
-    # -- provider admission (issue 12): fleet-wide limits, unset = adaptive --
+    # -- provider admission: fleet-wide limits, unset = adaptive --
     pass2_gemini_rpm: float | None = Field(None, gt=0, allow_inf_nan=False)
     pass2_gemini_tpm: float | None = Field(None, gt=0, allow_inf_nan=False)
     pass2_voyage_rpm: float | None = Field(None, gt=0, allow_inf_nan=False)

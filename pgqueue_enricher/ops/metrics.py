@@ -61,7 +61,7 @@ class WorkerMetrics:
                 self.tokens[kind] += count
 
     def record_tier_usage(self, metadata: dict[str, Any]) -> None:
-        """Gemini tokens by kind and service tier, and the estimated cost (costs.py)."""
+        """Gemini tokens by kind and service tier, and the estimated cost (providers/pricing.py)."""
         tier = metadata.get("service_tier")
         if not isinstance(tier, str):
             return

@@ -1,8 +1,8 @@
 """The registry of live workers (table pgqueue_enricher_workers): who runs where, and how it is.
 
-`status` used to infer workers from pg_stat_activity, but behind a pooler the server
-connections keep and share their application_name: exited workers lingered and live ones
-flickered. A row that each worker refreshes with its heartbeat is right behind any pooler; a
+Why a table and not pg_stat_activity: behind a pooler the server connections keep and share
+their application_name, so exited workers would linger and live ones flicker. A row that
+each worker refreshes with its heartbeat is right behind any pooler; a
 clean stop deletes it, and a crashed worker's row stops counting after HEARTBEATS_TO_EXPIRE
 missed heartbeats.
 """

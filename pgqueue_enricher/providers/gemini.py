@@ -134,7 +134,7 @@ class GeminiDescriber:
         if settings.pass2_temperature is not None:
             config["temperature"] = settings.pass2_temperature
         self._config = types.GenerateContentConfig(**config)
-        # Service tier per lane and the cost ledger (tiers.py, costs.py).
+        # Service tier per lane and the cost ledger (tiers.py, pricing.py).
         self.tiers = tiers.TierPolicy.from_settings(settings)
         self._prices = costs.Prices.from_settings(settings)
         self._flex_config = self._config.model_copy(

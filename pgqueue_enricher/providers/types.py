@@ -19,7 +19,7 @@ class EnrichmentInput:
     # The host's re-ground code says why it added the region (enrichment_metadata key
     # "reground_instruction"); the prompt carries it as context.
     reground_instruction: str | None = None
-    lane: str = "interactive"  # the queue lane: decides Gemini's service tier (tiers.py)
+    lane: str = "interactive"  # the queue lane: decides Gemini's service tier (providers/tiers.py)
 
 
 @dataclass(frozen=True)

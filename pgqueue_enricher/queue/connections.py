@@ -63,10 +63,9 @@ def decode_vector(data: bytes) -> list[float]:
 async def prepare_session(connection: asyncpg.Connection) -> None:
     """Pool init hook: `vector` values travel in pgvector's binary form.
 
-    Why: pgvector's text form made the worker write 1,024 decimal numbers per pointer, about
-    0.75 ms of the event loop's time each (Python's shortest float repr), where packing the
-    float4s takes 0.013 ms: on a worker whose other work per pointer is a few milliseconds of
-    Python, that was the largest single cost (bench/throughput.py). The type is found by
+    Why: pgvector's text form makes the worker format 1,024 decimal numbers per pointer
+    (Python's shortest float repr), the largest single Python cost on the event loop, where
+    packing the float4s is nearly free. The type is found by
     name wherever the extension put it (`public`, or Supabase's `extensions`). Codecs are
     the client's state, so this works the same through a transaction pooler.
     """

@@ -135,7 +135,7 @@ class Pipeline:
         elapsed = time.perf_counter() - started
         usage = enriched.metadata.get("usage")
         self.metrics.record_completion(elapsed, enriched.timings_ms, usage or {})
-        self.metrics.record_tier_usage(enriched.metadata)  # costs.py: tokens and USD by tier
+        self.metrics.record_tier_usage(enriched.metadata)  # tokens and USD by tier (providers/pricing.py)
         log.info(
             "pointer_complete",
             **base,
@@ -182,7 +182,7 @@ class Pipeline:
                 )
             )
             timings["describe_ms"] = _ms(start)
-            # A lane whose tier the API refused is written down once, for `status` (tiers.py).
+            # A lane whose tier the API refused is written down once, for `status` (providers/tiers.py).
             await record_fallbacks(providers, self.db, self.worker_id)
             description, references, text = (
                 output.rich_description,
@@ -306,7 +306,7 @@ class Pipeline:
         }
         try:
             if failure.transient and not failure.spends_attempt:
-                # A wait (Flex shed, tiers.py): back to pending with the attempt given back.
+                # A wait (Flex shed, providers/tiers.py): back to pending with the attempt given back.
                 delay = backoff_delay(1, settings.pass2_backoff_base, settings.pass2_backoff_max)
                 delay = max(delay, failure.retry_after or 0.0)
                 status = await self.db(statements.wait, fence, delay, patch)

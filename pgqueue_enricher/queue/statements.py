@@ -218,7 +218,7 @@ async def count_unfinished(db: Executor) -> tuple[int, int]:
 
 
 async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
-    """The shape of `status --json` (a contract: README, CLI)."""
+    """The shape of `status --json` (a contract: docs/operating.md)."""
     counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
     for row in await db.fetch(query("pointers_status_counts")):
         counts[row["status"]] = int(row["n"])

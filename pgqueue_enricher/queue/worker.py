@@ -5,7 +5,7 @@ and starts each pointer on the pipeline (pipeline.py), which enriches the row an
 outcome. A notification, a poll tick or a freed slot wakes the loop; every decision is the
 claim query's. Side duties run beside it as small tasks: the heartbeat extends the leases of
 in-flight rows, the rescue returns expired leases of crashed workers, and the listener
-keeps the doorbell connected. `run_pass2_worker` (hosting.py) is the whole thing as a coroutine, for
+keeps the doorbell connected. `run_pass2_worker` (daemon.py) is the whole thing as a coroutine, for
 the CLI and for a host app's FastAPI lifespan alike.
 """
 
@@ -224,19 +224,17 @@ class Worker:
     async def _refill(self) -> None:
         """A freed slot claims its next row at once, beside any other claim of this worker.
 
-        Why not leave it to the loop: the loop runs one claim at a time, so a slot freed
-        while another slot's claim ran waited for it, and then for the loop to wake; at
-        concurrency 3 that was about 1 ms a pointer and the claimer was busy 70 % of the time
-        (bench/throughput.py: the bare loop, one claimer per slot, had none of it). Claims
-        running side by side never ask for more than the free slots (`claiming`). A claim
-        that fails leaves it to the loop (its backoff), and so does one that finds nothing in
-        drain mode (the loop decides the end). Otherwise an empty claim wakes nobody: the
-        queue is empty, and the next insert's NOTIFY (or the poll) wakes the loop; ringing
-        here cost an idle worker a second empty claim after every pointer, which showed in
-        the pickup latency. For the same reason, outside drain mode a slot that frees after a
-        claim found the queue empty claims nothing (`queue_seen_empty`): at low load every
-        finished pointer had cost an empty claim, whose slots stayed taken for a round trip
-        just when the next insert's NOTIFY might come, and the NOTIFY's claim waited for it.
+        Why not leave it to the loop: the loop runs one claim at a time, so a slot freed while
+        another slot's claim ran would wait for it, and then for the loop to wake, on every
+        pointer. Claims running side by side never ask for more than the free slots
+        (`claiming`). A claim that fails leaves it to the loop (its backoff), and so does one
+        that finds nothing in drain mode (the loop decides the end). Otherwise an empty claim
+        wakes nobody: the queue is empty, and the next insert's NOTIFY (or the poll) wakes the
+        loop; ringing here would cost an idle worker a second empty claim after every pointer.
+        For the same reason, outside drain mode a slot that frees after a claim found the queue
+        empty claims nothing (`queue_seen_empty`): at low load an empty claim after every
+        finished pointer would hold its slots for a round trip just when the next insert's
+        NOTIFY might come, and make the NOTIFY's claim wait for it.
         """
         try:
             claimed = await self._claim()
@@ -362,10 +360,9 @@ class Worker:
     async def _wait_for_wake_up(self) -> None:
         """Until the doorbell rings or the poll interval passes.
 
-        Why one event and no helper tasks: this runs after every claim, and at a few hundred
-        pointers a second the three waiter tasks it used to create and cancel per turn (a
-        doorbell, a freed slot, the stop) were part of the ~1 ms between a slot freeing and
-        the next claim (bench/throughput.py at concurrency 3)."""
+        Why one event and no helper tasks: this runs after every claim, and waiter tasks
+        created and cancelled per turn (a doorbell, a freed slot, the stop) would sit in the
+        path between a slot freeing and the next claim."""
         if not self.doorbell.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.pass2_poll_interval):
@@ -373,7 +370,7 @@ class Worker:
         self.doorbell.clear()
 
     async def _ring_on_stop(self) -> None:
-        """The stop event may be the host's own (hosting.py): ring the doorbell when it is set."""
+        """The stop event may be the host's own (daemon.py): ring the doorbell when it is set."""
         await self.stop_event.wait()
         self.doorbell.set()
 

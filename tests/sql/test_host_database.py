@@ -2,7 +2,7 @@
 
 Three situations: the production schema before any V3, the same after the host's own
 revision v3_schema_001, and the local-development schema with varchar(36) ids. Each test
-replays what a deployer does (the README's "Adopting in Maestro") and checks the host keeps
+replays what a deployer does (docs/adopting-in-maestro.md) and checks the host keeps
 working: projects get created, nothing is duplicated, downgrade leaves the host's objects.
 """
 
@@ -130,7 +130,7 @@ def test_before_any_v3_migrate_builds_v3_beside_the_renamed_sessions_table_and_t
     # The host's chain would now fail its own v3_schema_001 at boot...
     with pytest.raises(psycopg.errors.DuplicateColumn):
         build(empty_db_url, HOST_V3)
-    # ...so the README's one-time step stamps it, and `alembic upgrade head` has nothing to run.
+    # ...so the documented one-time step stamps it, and `alembic upgrade head` has nothing to run.
     build(empty_db_url, "UPDATE alembic_version SET version_num = 'v3_schema_001'")
     assert fetch(empty_db_url, "SELECT version_num FROM alembic_version") == [("v3_schema_001",)]
     assert duplicate_indexes(empty_db_url) == []

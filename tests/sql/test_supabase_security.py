@@ -381,15 +381,15 @@ def test_a_fresh_vector_goes_into_schema_extensions_when_the_search_path_has_it(
 
 
 def readme_lockdown_sql() -> str:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Locking down the host's own tables", 1)[1]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "supabase.md").read_text(encoding="utf-8")
+    section = page.split("### Locking down the host's own tables", 1)[1]
     return section.split("```sql\n", 1)[1].split("```", 1)[0]
 
 
 def test_the_readmes_lockdown_sql_leaves_the_data_api_roles_nothing_on_the_hosts_tables(
     migrated: SupabaseDb,
 ) -> None:
-    # The README names Supabase's owner, postgres; here the owner has its own name.
+    # The docs name Supabase's owner, postgres; here the owner has its own name.
     sql = readme_lockdown_sql()
     assert "FOR ROLE postgres " in sql
     admin_execute(migrated.owner_url, sql.replace("FOR ROLE postgres ", f"FOR ROLE {OWNER} "))

@@ -17,7 +17,7 @@ _ATTACH_LEFT = frozenset("'\".,:;)/-\u2033\u2032\u201d\u2019")
 _ATTACH_RIGHT = frozenset("(#/-$")
 
 
-# Word-gap thresholds, tuned on rendered crops in five fonts (bench/local_quality.py and
+# Word-gap thresholds, tuned on rendered crops in five fonts (the held-out quality bench and
 # the word-level agreement with the renderer's text): a blank run is a candidate space
 # when it is at least GAP_FACTOR of the box height, or EMITTED_FACTOR of the spaces the
 # recogniser did emit on that line; it becomes a space when the character pitch jumps
