@@ -40,7 +40,7 @@ from pgqueue_enricher.settings import Settings
 from tests.fakes.pytest_plugin import FAKE_KEYS
 from tests.fakes.server import FakeServer, tiny_png
 from tests.support.harness import RowWatcher, running_worker, settings_env, worker_settings
-from tests.support.helpers import make_page
+from tests.support.helpers import make_page, until
 
 CROP = "crops/detail.png"
 _roles = itertools.count()
@@ -161,13 +161,6 @@ async def insert(conn: asyncpg.Connection, page: Any, count: int, title: str) ->
     return await insert_pointers(conn, new)
 
 
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    """Wait for a condition that has no event of its own (a counter in another task)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - the worker offers no event for its counters
-            await asyncio.sleep(0.02)
-
-
 async def test_no_secret_reaches_logs_rows_or_errors_on_any_failure_path_of_the_worker(
     db_url: str,
     conn: asyncpg.Connection,
@@ -229,7 +222,7 @@ async def test_no_secret_reaches_logs_rows_or_errors_on_any_failure_path_of_the_
         stop = asyncio.Event()
         worker = Worker(unreachable, stop_event=stop)
         task = asyncio.create_task(worker.run())
-        await until(lambda: worker.metrics.db_errors >= 2)
+        await until(lambda: worker.metrics.db_errors >= 2, timeout=10.0)
         stop.set()
         await asyncio.wait_for(task, 15)
         if role.password_enforced:

@@ -8,10 +8,11 @@ server of their own can build one with `tests.fakes.server.FakeServer`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from pgqueue_enricher.providers.gemini import GeminiDescriber
 from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer
 
@@ -66,3 +67,11 @@ def provider_settings(fake_server: FakeServer) -> Settings:
         pass2_voyage_timeout=FAKE_TIMEOUT,
         pass2_storage_timeout=FAKE_TIMEOUT,
     )
+
+
+@pytest.fixture
+async def describer(provider_settings: Settings) -> AsyncIterator[GeminiDescriber]:
+    """A Gemini client on the fake, closed after the test."""
+    provider = GeminiDescriber(provider_settings)
+    yield provider
+    await provider.aclose()

@@ -6,7 +6,8 @@ provider. Every cell must say transient or permanent the same way for all three,
 server's requested wait when it gave one, make exactly the calls it should (the SDKs' own
 retries are off: the queue owns retries), and never put a key in the failure or a log line.
 What each service says in its own way (Gemini's RetryInfo and API_KEY_INVALID, Voyage's
-wrong dimensions, Storage's not-found in a 400) is tested beside that provider.
+wrong dimensions, Storage's not-found in a 400) is tested beside that provider; that those
+show no key either is checked here, once for all three.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from pgqueue_enricher.errors import EnrichmentFailure
 from pgqueue_enricher.providers.gemini import GeminiDescriber
 from pgqueue_enricher.providers.http_failures import (
     is_transient_status,
@@ -247,16 +249,59 @@ async def test_every_http_fault_means_the_same_for_every_provider_and_shows_no_k
     if row.id == "400":
         assert failure.reason == provider.bad_request_reason
 
-    # No key in the failure, in any log record, or in anything printed.
-    captured = capsys.readouterr()
-    shown = "\n".join(
-        [str(failure), failure.reason, repr(failure), caplog.text, captured.out, captured.err,
-         *(f"{r.msg} {r.args}" for r in caplog.records)]
-    )  # fmt: skip
-    for secret in {key, *FAKE_KEYS}:
-        assert secret not in shown
+    assert_no_key_shown([failure], caplog, capsys, key)
     # Nothing needed scrubbing: the key never went into the message in the first place.
     assert "***" not in failure.reason
+
+
+def assert_no_key_shown(
+    failures: list[EnrichmentFailure],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    *keys: str,
+) -> None:
+    """No key in the failures, in any log record, or in anything printed."""
+    captured = capsys.readouterr()
+    shown = "\n".join(
+        [*(f"{f} {f.reason} {f!r}" for f in failures), caplog.text, captured.out, captured.err,
+         *(f"{r.msg} {r.args}" for r in caplog.records)]
+    )  # fmt: skip
+    for secret in {*keys, *FAKE_KEYS}:
+        assert secret not in shown
+
+
+# What each service says in its own way, beyond the shared table; "ok" answers in between.
+@pytest.mark.parametrize(
+    ("provider", "kinds"),
+    [
+        pytest.param(GEMINI, ["429_retry_info", "safety", "prompt_blocked", "empty", "ok"], id="gemini"),
+        pytest.param(VOYAGE, ["dims", "garbled"], id="voyage"),
+        pytest.param(STORAGE, ["404", "400_not_found"], id="storage"),
+    ],
+)
+async def test_no_service_specific_failure_shows_a_key(
+    provider: Provider,
+    kinds: list[str],
+    fake_server: FakeServer,
+    provider_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake_server.storage.put(CROP_PATH, CROP)
+    client = provider.build(provider_settings.model_copy(update={provider.timeout_setting: TIMEOUT}))
+    provider.service(fake_server).script(kinds)
+    failures = []
+    try:
+        for _ in kinds:
+            try:
+                await provider.call(client)
+            except EnrichmentFailure as failure:
+                failures.append(failure)
+    finally:
+        await client.aclose()
+    assert len(failures) == len(kinds) - kinds.count("ok")
+    assert_no_key_shown(failures, caplog, capsys)
 
 
 # -- the shared rules, without a network ------------------------------------------------

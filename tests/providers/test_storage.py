@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import struct
 import time
@@ -12,11 +11,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure
+from pgqueue_enricher.errors import PermanentFailure
 from pgqueue_enricher.providers.imaging import check_image, sniff_image
 from pgqueue_enricher.providers.storage import LocalDirStore, SupabaseStore, open_crop_store
 from pgqueue_enricher.settings import Settings
-from tests.fakes.pytest_plugin import FAKE_KEYS, FAKE_SUPABASE_KEY
+from tests.fakes.pytest_plugin import FAKE_SUPABASE_KEY
 from tests.fakes.server import FakeServer, Fault, png_header, tiny_png
 from tests.support.helpers import raised_failure
 
@@ -68,10 +67,6 @@ async def store(provider_settings: Settings) -> AsyncIterator[SupabaseStore]:
     await crop_store.aclose()
 
 
-async def failure_of(crop_store: SupabaseStore | LocalDirStore, path: str | None = PATH) -> EnrichmentFailure:
-    return await raised_failure(crop_store.fetch(path))
-
-
 # -- Supabase ------------------------------------------------------------------------------
 
 
@@ -90,7 +85,7 @@ async def test_new_secret_keys_are_sent_as_apikey_only(
     fake_server: FakeServer, provider_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = "sb_secret_fake_0123456789abcdef"
-    monkeypatch.setattr(fake_server, "storage_key", key)
+    monkeypatch.setattr(fake_server.storage, "key", key)
     fake_server.storage.put(PATH, CROP)
     crop_store = SupabaseStore(provider_settings.model_copy(update={"supabase_service_key": SecretStr(key)}))
     try:
@@ -104,7 +99,7 @@ async def test_new_secret_keys_are_sent_as_apikey_only(
 async def test_a_missing_object_answered_as_400_with_a_404_body_is_not_found(
     fake_server: FakeServer, store: SupabaseStore
 ) -> None:
-    failure = await failure_of(store)
+    failure = await raised_failure(store.fetch(PATH))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_not_found"
     assert PATH in failure.reason
@@ -113,7 +108,7 @@ async def test_a_missing_object_answered_as_400_with_a_404_body_is_not_found(
 async def test_an_http_404_is_not_found(fake_server: FakeServer, store: SupabaseStore) -> None:
     fake_server.storage.put(PATH, CROP)
     fake_server.storage.script(["404"])
-    failure = await failure_of(store)
+    failure = await raised_failure(store.fetch(PATH))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_not_found"
 
@@ -127,7 +122,7 @@ async def test_a_wrong_key_answered_as_400_with_a_403_body_is_a_refused_key(
         provider_settings.model_copy(update={"supabase_service_key": SecretStr(wrong)})
     )
     try:
-        failure = await failure_of(crop_store)
+        failure = await raised_failure(crop_store.fetch(PATH))
     finally:
         await crop_store.aclose()
     assert failure.kind == "storage_auth"
@@ -140,7 +135,7 @@ async def test_an_oversize_crop_is_rejected_from_its_content_length(
     fake_server.storage.put(PATH, tiny_png(200, 200, extra=os.urandom(5000)))
     crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_max_image_bytes": 4000}))
     try:
-        failure = await failure_of(crop_store)
+        failure = await raised_failure(crop_store.fetch(PATH))
     finally:
         await crop_store.aclose()
     assert isinstance(failure, PermanentFailure)
@@ -155,7 +150,7 @@ async def test_an_oversize_crop_without_content_length_is_rejected_while_streami
     fake_server.storage.script(["no_length"])
     crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_max_image_bytes": 100_000}))
     try:
-        failure = await failure_of(crop_store)
+        failure = await raised_failure(crop_store.fetch(PATH))
     finally:
         await crop_store.aclose()
     assert failure.kind == "crop_rejected"
@@ -169,7 +164,7 @@ async def test_an_endless_body_is_cut_off_at_the_limit(
     crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_max_image_bytes": 1_000_000}))
     started = time.monotonic()
     try:
-        failure = await failure_of(crop_store)
+        failure = await raised_failure(crop_store.fetch(PATH))
     finally:
         await crop_store.aclose()
     assert failure.kind == "crop_rejected"
@@ -186,7 +181,7 @@ async def test_a_small_crop_without_content_length_is_accepted(
 
 async def test_non_image_bytes_are_rejected(fake_server: FakeServer, store: SupabaseStore) -> None:
     fake_server.storage.script([Fault("body", body=b"<html><body>Bad gateway</body></html>")])
-    failure = await failure_of(store)
+    failure = await raised_failure(store.fetch(PATH))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_rejected"
     assert "not a PNG, JPEG or WebP image" in failure.reason
@@ -197,7 +192,7 @@ async def test_a_png_declaring_50000_by_50000_pixels_is_rejected_undecoded(
     fake_server: FakeServer, store: SupabaseStore
 ) -> None:
     fake_server.storage.put(PATH, png_header(50_000, 50_000))
-    failure = await failure_of(store)
+    failure = await raised_failure(store.fetch(PATH))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_rejected"
     assert "50,000x50,000" in failure.reason
@@ -208,7 +203,7 @@ async def test_a_png_declaring_50000_by_50000_pixels_is_rejected_undecoded(
 async def test_a_pointer_without_png_path_is_crop_missing_without_a_request(
     fake_server: FakeServer, store: SupabaseStore, path: str | None
 ) -> None:
-    failure = await failure_of(store, path)
+    failure = await raised_failure(store.fetch(path))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_missing"
     assert "pointer has no png_path" in failure.reason
@@ -220,36 +215,10 @@ async def test_paths_that_could_escape_the_bucket_are_rejected_without_a_request
     fake_server: FakeServer, store: SupabaseStore, path: str
 ) -> None:
     fake_server.storage.put("etc/passwd", CROP)
-    failure = await failure_of(store, path)
+    failure = await raised_failure(store.fetch(path))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_rejected"
     assert fake_server.requests == []
-
-
-async def test_no_storage_specific_failure_message_log_or_output_contains_the_key(
-    fake_server: FakeServer,
-    provider_settings: Settings,
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    crop_store = SupabaseStore(provider_settings.model_copy(update={"pass2_storage_timeout": 0.3}))
-    # The HTTP faults are in tests/providers/test_provider_faults.py; these are Storage's own.
-    kinds = ["404", "400_not_found"]
-    fake_server.storage.script(kinds)
-    reasons = []
-    try:
-        for _ in kinds:
-            failure = await failure_of(crop_store)
-            reasons.append(f"{failure} {failure.reason!r} {failure!r}")
-    finally:
-        await crop_store.aclose()
-    captured = capsys.readouterr()
-    everything = "\n".join(
-        [*reasons, caplog.text, *(str(r.args) for r in caplog.records), captured.out, captured.err]
-    )
-    for key in FAKE_KEYS:
-        assert key not in everything
 
 
 # -- local directory -----------------------------------------------------------------------
@@ -275,7 +244,7 @@ async def test_local_store_reads_the_file_under_storage_dir(local_settings: Sett
 
 
 async def test_local_store_missing_file_is_not_found(local_settings: Settings) -> None:
-    failure = await failure_of(LocalDirStore(local_settings), "project-1/absent.png")
+    failure = await raised_failure(LocalDirStore(local_settings).fetch("project-1/absent.png"))
     assert isinstance(failure, PermanentFailure)
     assert failure.kind == "crop_not_found"
 
@@ -285,7 +254,7 @@ async def test_local_store_rejects_escaping_paths(
     local_settings: Settings, tmp_path: Path, path: str
 ) -> None:
     (tmp_path / "secrets.png").write_bytes(CROP)
-    failure = await failure_of(LocalDirStore(local_settings), path)
+    failure = await raised_failure(LocalDirStore(local_settings).fetch(path))
     assert failure.kind == "crop_rejected"
 
 
@@ -295,7 +264,7 @@ async def test_local_store_rejects_a_symlink_that_leaves_the_directory(
     outside = tmp_path / "outside.png"
     outside.write_bytes(CROP)
     (Path(local_settings.storage_dir or "") / "link.png").symlink_to(outside)
-    failure = await failure_of(LocalDirStore(local_settings), "link.png")
+    failure = await raised_failure(LocalDirStore(local_settings).fetch("link.png"))
     assert failure.kind == "crop_rejected"
     assert "outside STORAGE_DIR" in failure.reason
 
@@ -304,7 +273,7 @@ async def test_local_store_checks_the_size_before_reading(local_settings: Settin
     big = Path(local_settings.storage_dir or "") / "big.png"
     big.write_bytes(CROP)
     os.truncate(big, 2 * 1024**3)  # sparse: 2 GB declared, nothing written
-    failure = await failure_of(LocalDirStore(local_settings), "big.png")
+    failure = await raised_failure(LocalDirStore(local_settings).fetch("big.png"))
     assert failure.kind == "crop_rejected"
     assert "PASS2_MAX_IMAGE_BYTES" in failure.reason
 
@@ -314,15 +283,15 @@ async def test_local_store_rejects_directories_and_non_images(local_settings: Se
     (root / "folder").mkdir()
     (root / "notes.png").write_bytes(b"%PDF-1.7 not a png")
     crop_store = LocalDirStore(local_settings)
-    assert (await failure_of(crop_store, "folder")).kind == "crop_rejected"
-    failure = await failure_of(crop_store, "notes.png")
+    assert (await raised_failure(crop_store.fetch("folder"))).kind == "crop_rejected"
+    failure = await raised_failure(crop_store.fetch("notes.png"))
     assert failure.kind == "crop_rejected"
     assert "PDF" in failure.reason
 
 
 async def test_local_store_applies_the_pixel_limit(local_settings: Settings) -> None:
     (Path(local_settings.storage_dir or "") / "bomb.png").write_bytes(png_header(50_000, 50_000))
-    failure = await failure_of(LocalDirStore(local_settings), "bomb.png")
+    failure = await raised_failure(LocalDirStore(local_settings).fetch("bomb.png"))
     assert failure.kind == "crop_rejected"
     assert "pixels" in failure.reason
 

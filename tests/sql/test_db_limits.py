@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -22,9 +22,9 @@ from sqlalchemy.engine import make_url
 
 from pgqueue_enricher.demo import embedded_postgres as database
 from pgqueue_enricher.settings import Settings
-from tests.fakes.server import FakeServer, tiny_png
+from tests.fakes.server import FakeServer
 from tests.support.harness import RowWatcher, running_worker, worker_settings
-from tests.support.helpers import insert_pointers, make_page
+from tests.support.helpers import insert_pointers, make_page, until
 
 _roles = itertools.count()
 
@@ -59,17 +59,6 @@ def limited_role(pg_server: database.DatabaseHandle, db_url: str) -> Iterator[Li
             conn.execute(f"DROP ROLE IF EXISTS {name}")
 
 
-@pytest.fixture
-async def watcher(conn: asyncpg.Connection) -> RowWatcher:
-    return await RowWatcher(conn).install()
-
-
-@pytest.fixture
-def crops(fake_server: FakeServer) -> FakeServer:
-    fake_server.storage.put("crops/detail.png", tiny_png())
-    return fake_server
-
-
 async def worker_connections(conn: asyncpg.Connection, worker_id: str) -> int:
     return await conn.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", f"pgqueue-enricher:{worker_id}"
@@ -93,13 +82,6 @@ async def sampling(conn: asyncpg.Connection, worker_id: str) -> AsyncIterator[li
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Wait for a condition that has no event of its own (a counter of the worker)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - the worker offers no event for its counters
-            await asyncio.sleep(0.02)
 
 
 async def test_the_worker_never_holds_more_than_max_concurrent_plus_two_connections(
@@ -155,7 +137,7 @@ async def test_with_no_connection_left_the_worker_waits_then_completes_once_conn
     )
     async with running_worker(settings, worker_id="starved") as worker:
         task = next(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Worker.run")
-        await until(lambda: worker.metrics.db_errors >= 2)
+        await until(lambda: worker.metrics.db_errors >= 2, timeout=15.0)
         assert not task.done(), "the worker gave up instead of waiting"
         assert await conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'pending'") == 6
 

@@ -3,8 +3,9 @@ and the failure a provider call raises."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -60,6 +61,13 @@ async def raised_failure(call: Awaitable[object]) -> EnrichmentFailure:
     with pytest.raises(EnrichmentFailure) as caught:
         await call
     return caught.value
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait for a condition that has no event of its own (a counter of the worker)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the worker offers no event for its counters
+            await asyncio.sleep(0.02)
 
 
 async def seed_large_queue(

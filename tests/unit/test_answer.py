@@ -6,7 +6,6 @@ fake server sends or received from it through the SDK.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from pgqueue_enricher.providers.answer import MAX_DESCRIPTION_BYTES, final_answe
 from pgqueue_enricher.providers.gemini import GeminiDescriber
 from pgqueue_enricher.providers.prompt import PROMPT_VERSION
 from pgqueue_enricher.providers.types import EnrichmentInput
-from pgqueue_enricher.settings import Settings
 from tests.fakes.server import FakeServer, Fault, realistic_answer, tiny_png
 
 TITLE = "Parapet Wall Section"
@@ -42,13 +40,6 @@ def code(n: int) -> list[dict[str, Any]]:
         {"executableCode": {"language": "PYTHON", "code": f"print({n})"}},
         {"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": str(n)}},
     ]
-
-
-@pytest.fixture
-async def describer(provider_settings: Settings) -> AsyncIterator[GeminiDescriber]:
-    provider = GeminiDescriber(provider_settings)
-    yield provider
-    await provider.aclose()
 
 
 def test_final_answer_is_the_text_after_the_last_code_execution_without_thoughts() -> None:

@@ -3,8 +3,6 @@ whole provider's (real SDKs against the fake's quota and outage modes)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from pgqueue_enricher.providers.gemini import GeminiDescriber
@@ -15,13 +13,6 @@ from tests.fakes.server import FakeServer, tiny_png
 from tests.support.helpers import raised_failure
 
 ITEM = EnrichmentInput("p-1", tiny_png(), "Wall sections.", "A-501", "Architectural", "Parapet")
-
-
-@pytest.fixture
-async def describer(provider_settings: Settings) -> AsyncIterator[GeminiDescriber]:
-    provider = GeminiDescriber(provider_settings)
-    yield provider
-    await provider.aclose()
 
 
 async def test_a_per_minute_quota_refusal_is_a_wait_naming_the_quota_and_its_delay(
