@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     pass2_price_output: float = Field(3.00, ge=0)
     pass2_price_cached_input: float = Field(0.05, ge=0)
     pass2_flex_price_factor: float = Field(0.5, ge=0)
+    # Voyage, USD per 1M tokens (voyage-3 and voyage-3.5 list price); `doctor` prints its cost.
+    pass2_price_voyage: float = Field(0.06, ge=0)
 
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

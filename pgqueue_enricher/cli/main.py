@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pointers", type=_positive_int, default=12, help="how many sample pointers (default 12)"
     )
     demo.add_argument("--data-dir", help="where the embedded database and crops live (default .demo/)")
+
+    doctor = commands.add_parser("doctor", help="preflight of the settings, database and providers")
+    doctor.add_argument("--json", action="store_true", help="print only JSON on stdout")
     return parser
 
 
@@ -246,12 +249,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(pointers=args.pointers, data_dir=args.data_dir)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from pgqueue_enricher.cli import doctor
+
+    return doctor.report(_settings(args), as_json=args.json)
+
+
 COMMANDS = {
     "migrate": cmd_migrate,
     "run": cmd_run,
     "status": cmd_status,
     "requeue": cmd_requeue,
     "demo": cmd_demo,
+    "doctor": cmd_doctor,
 }
 
 

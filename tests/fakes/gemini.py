@@ -1,4 +1,5 @@
-"""The Gemini fake: `POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`.
+"""The Gemini fake: `POST /{v1,v1beta,v1alpha}/models/{model}:generateContent`, and the model
+lookup `GET /{v1,v1beta,v1alpha}/models/{model}` (`doctor`), which finds `known_models`.
 
 Accepts camelCase and snake_case bodies (the SDK sends both) and URL-safe base64 images;
 answers like Gemini with code execution, thinking, usage metadata, and the errors of quotas,
@@ -15,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes.base import Exchange, Fault, RecordedRequest, Route, ServiceFake, camel_keys
 
@@ -29,6 +31,9 @@ GEMINI_KINDS = frozenset(
 )  # fmt: skip
 # Outage modes of the Gemini fake, and the fault each answers every call with.
 OUTAGE_MODES = {"key_revoked": "401_key", "model_gone": "404", "down": "503", "timeout": "timeout"}
+
+# Models the model lookup finds; any other id answers 404 NOT_FOUND.
+KNOWN_MODELS = frozenset({"gemini-3-flash-preview", "gemini-3.5-flash", "gemini-3.6-flash"})
 
 _KEY_INVALID = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
 
@@ -128,6 +133,7 @@ class GeminiFake(ServiceFake):
     def routes(self) -> list[Route]:
         return [
             ("POST", r"/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):generateContent", self._generate),
+            ("GET", r"/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)", self._lookup),
             ("POST", r"/_fake/gemini/(quota|daily_quota|outage)", self._control),
         ]
 
@@ -152,6 +158,10 @@ class GeminiFake(ServiceFake):
         self.flex_sheds = 0
         self.shed_status = 503
         self.refused_tiers: set[str] = set()
+        # Model lookups (GET models/{model}): the models found, and how many lookups came
+        # (they are not generateContent calls: `calls` does not count them).
+        self.known_models: set[str] = set(KNOWN_MODELS)
+        self.model_lookups = 0
 
     def tier_fault(self, record: RecordedRequest) -> Fault | None:
         """The tier's own answer to this call, if it has one (refusal or shed)."""
@@ -294,6 +304,36 @@ class GeminiFake(ServiceFake):
             return
         model, title = match["model"], record.title or "(untitled)"
         ex.serve(self, record, lambda fault: self._reply(ex, fault, model, title))
+
+    def _lookup(self, ex: Exchange, match: re.Match[str], body: bytes) -> None:
+        """The model's description, as the real API answers a lookup. No key: 403; a wrong or
+        revoked key: 400 API_KEY_INVALID; an unknown or retired model: 404 NOT_FOUND."""
+        model = unquote(match["model"])
+        with self._lock:
+            self.model_lookups += 1
+            known = model in self.known_models and self._outage != "model_gone"
+            revoked = self._outage == "key_revoked"
+        key = ex.headers_dict().get("x-goog-api-key")
+        if key is None:
+            ex.json(403, _error_json(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers."))
+        elif revoked or (self.key is not None and key != self.key):
+            message = "API key not valid. Please pass a valid API key."
+            ex.json(400, _error_json(400, "INVALID_ARGUMENT", message, _KEY_INVALID))
+        elif not known:
+            message = f"models/{model} is not found for API version {match['version']}."
+            ex.json(404, _error_json(404, "NOT_FOUND", message))
+        else:
+            ex.json(
+                200,
+                {
+                    "name": f"models/{model}",
+                    "version": "001",
+                    "displayName": model,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+                },
+            )
 
     def _reply(self, ex: Exchange, fault: Fault, model: str, title: str) -> None:
         kind = fault.kind

@@ -1,6 +1,7 @@
 """The Supabase Storage fake: `GET /storage/v1/object/{bucket}/{key}` serves objects put with
 `put()` (or `POST /_fake/objects/{bucket}/{key}`), and answers like Storage when they are not
-there or the key is wrong. Also the PNG builders the tests store in it."""
+there or the key is wrong; `GET /storage/v1/bucket/{id}` (`doctor`) finds `buckets`. Also the
+PNG builders the tests store in it."""
 
 from __future__ import annotations
 
@@ -60,11 +61,15 @@ class StorageFake(ServiceFake):
         return [
             ("GET", r"/storage/v1/object/(?P<rest>.*)", self._download),
             ("POST", r"/_fake/objects/(?P<rest>.*)", self._upload),
+            ("GET", r"/storage/v1/bucket/(?P<bucket>[^/]+)", self._bucket),
         ]
 
     def reset(self) -> None:
         super().reset()
         self.objects: dict[str, bytes] = {}
+        # Buckets the bucket lookup finds (objects are served whatever these are).
+        self.buckets: set[str] = {DEFAULT_BUCKET}
+        self.bucket_lookups = 0
 
     def put(self, path: str, data: bytes, bucket: str = DEFAULT_BUCKET) -> None:
         with self._lock:
@@ -87,6 +92,27 @@ class StorageFake(ServiceFake):
             ex.json(400, {"statusCode": "403", "error": "Unauthorized", "message": "Invalid Compact JWS"})
             return
         ex.serve(self, record, lambda fault: self._reply(ex, fault, f"{bucket}/{key}"))
+
+    def _key_refused(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization")
+        return self.key is not None and (
+            headers.get("apikey") != self.key or (auth is not None and auth != f"Bearer {self.key}")
+        )
+
+    def _bucket(self, ex: Exchange, match: re.Match[str], body: bytes) -> None:
+        """The bucket's row, or Storage's 400 whose body says 404 (older Storage versions)."""
+        bucket = unquote(match["bucket"])
+        with self._lock:
+            self.bucket_lookups += 1
+            exists = bucket in self.buckets
+        if self._key_refused(ex.headers_dict()):
+            ex.json(400, {"statusCode": "403", "error": "Unauthorized", "message": "Invalid Compact JWS"})
+        elif not exists:
+            ex.json(400, {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"})
+        else:
+            stamp = "2026-01-01T00:00:00.000Z"
+            row = {"id": bucket, "name": bucket, "owner": "", "public": False, "file_size_limit": None}
+            ex.json(200, {**row, "allowed_mime_types": None, "created_at": stamp, "updated_at": stamp})
 
     def _reply(self, ex: Exchange, fault: Fault, object_key: str) -> None:
         kind = fault.kind
