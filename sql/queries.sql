@@ -443,3 +443,34 @@ WHERE p.enrichment_status = 'complete'
   AND ($2::uuid IS NULL OR coalesce(d.project_id, p.enrichment_project_id) = $2::uuid)
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
+
+-- name: cross_references_unresolved
+-- Sheets that references of complete pointers name and that no page of their project has
+-- (sql/cross_references.sql resolves them), for project $1 (NULL: every project): the most
+-- referenced first, at most $2. Two spellings of one sheet (A-501, A501) are one row, shown
+-- in the spelling used most; `n` counts references, one per pointer that names the sheet.
+SELECT l.project_id,
+       mode() WITHIN GROUP (ORDER BY l.sheet) AS sheet,
+       count(*) AS n
+FROM pointer_cross_reference_links AS l
+WHERE l.sheet IS NOT NULL
+  AND l.target_page_id IS NULL
+  AND ($1::uuid IS NULL OR l.project_id = $1::uuid)
+GROUP BY l.project_id, normalise_sheet_id(l.sheet)
+ORDER BY n DESC, l.project_id, sheet
+LIMIT $2;
+
+-- name: cross_references_links
+-- Each reference of the complete pointers of project $1 (NULL: every project) with what it
+-- resolves to, at most $2 rows, with the names a reader needs beside the ids.
+SELECT l.pointer_id, l.project_id, p.title, pg.page_name, l.reference, l.kind, l.detail, l.sheet,
+       l.target_page_id, tpg.page_name AS target_page_name,
+       l.target_pointer_id, tp.title AS target_pointer_title
+FROM pointer_cross_reference_links AS l
+JOIN pointers AS p ON p.id = l.pointer_id
+JOIN pages AS pg ON pg.id = p.page_id
+LEFT JOIN pages AS tpg ON tpg.id = l.target_page_id
+LEFT JOIN pointers AS tp ON tp.id = l.target_pointer_id
+WHERE ($1::uuid IS NULL OR l.project_id = $1::uuid)
+ORDER BY l.project_id, pg.page_name, p.title, l.pointer_id
+LIMIT $2;

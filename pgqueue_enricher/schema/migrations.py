@@ -27,7 +27,14 @@ VERSION_TABLE = "pgqueue_enricher_alembic_version"
 # The current definitions of every function and trigger, one file per topic. A change to one
 # of them ships as a new revision with its own frozen copy; the replay test fails when a
 # living file and the head of the migration chain disagree.
-LIVING_SQL_FILES = ("doorbell.sql", "experience.sql", "requeue.sql", "admission.sql", "scheduling.sql")
+LIVING_SQL_FILES = (
+    "doorbell.sql",
+    "experience.sql",
+    "requeue.sql",
+    "admission.sql",
+    "scheduling.sql",
+    "cross_references.sql",
+)
 
 
 def apply_sql(relative_path: str, direction: str) -> None:
