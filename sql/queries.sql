@@ -445,19 +445,48 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
 
 -- name: cross_references_unresolved
--- Sheets that references of complete pointers name and that no page of their project has
--- (sql/cross_references.sql resolves them), for project $1 (NULL: every project): the most
--- referenced first, at most $2. Two spellings of one sheet (A-501, A501) are one row, shown
--- in the spelling used most; `n` counts references, one per pointer that names the sheet.
-SELECT l.project_id,
-       mode() WITHIN GROUP (ORDER BY l.sheet) AS sheet,
-       count(*) AS n
-FROM pointer_cross_reference_links AS l
-WHERE l.sheet IS NOT NULL
-  AND l.target_page_id IS NULL
-  AND ($1::uuid IS NULL OR l.project_id = $1::uuid)
-GROUP BY l.project_id, normalise_sheet_id(l.sheet)
-ORDER BY n DESC, l.project_id, sheet
+-- Sheets that references of complete pointers name and that no page of their project has,
+-- for project $1 (NULL: every project): the most referenced first, at most $2. Two
+-- spellings of one sheet (A-501, A501) are one row, shown in the spelling used most; `n`
+-- counts references (a pointer naming the sheet twice counts once: its list is distinct).
+-- The same rule as pointer_cross_reference_links (sql/cross_references.sql), written so
+-- that each distinct string of a project is parsed once: `status` reads every project.
+WITH refs AS (
+    SELECT d.project_id, r.reference, count(*) AS n
+    FROM pointers AS p
+    JOIN pages AS pg ON pg.id = p.page_id
+    JOIN disciplines AS d ON d.id = pg.discipline_id
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(p.cross_references) = 'array' THEN p.cross_references ELSE '[]'::jsonb END
+    ) AS r(reference)
+    WHERE p.enrichment_status = 'complete'
+      AND ($1::uuid IS NULL OR d.project_id = $1::uuid)
+    GROUP BY d.project_id, r.reference
+), sheets AS (
+    SELECT refs.project_id, x.sheet, refs.n
+    FROM refs
+    CROSS JOIN LATERAL parse_cross_reference(refs.reference) AS x
+    WHERE x.sheet IS NOT NULL
+)
+SELECT s.project_id,
+       mode() WITHIN GROUP (ORDER BY s.sheet) AS sheet,
+       sum(s.n) AS n
+FROM sheets AS s
+-- LIMIT keeps this a probe of idx_pages_discipline_sheet per distinct sheet rather than a
+-- hash of every page of every project.
+LEFT JOIN LATERAL (
+    SELECT 1 AS found
+    FROM disciplines AS td
+    JOIN pages AS tpg ON tpg.discipline_id = td.id
+    WHERE td.project_id = s.project_id
+      AND regexp_replace(regexp_replace(upper(tpg.page_name), '[[:space:]_-]+', '', 'g'),
+                         '(?<![0-9])\.|\.(?![0-9])', '', 'g')
+          = normalise_sheet_id(s.sheet)
+    LIMIT 1
+) AS page ON true
+WHERE page.found IS NULL
+GROUP BY s.project_id, normalise_sheet_id(s.sheet)
+ORDER BY n DESC, s.project_id, sheet
 LIMIT $2;
 
 -- name: cross_references_links

@@ -35,7 +35,7 @@ $$;
 
 CREATE OR REPLACE FUNCTION public.parse_cross_reference(reference text)
 RETURNS TABLE (kind text, detail text, sheet text, spec_section text)
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE ROWS 1
 SET search_path = ''
 AS $$
 DECLARE
@@ -53,9 +53,34 @@ DECLARE
     t text;
     m text[];
 BEGIN
-    -- One spelling to read: upper case, single spaces; standards designations (ASTM A615,
-    -- UL U419) removed, since they have the shape of a sheet id and are never one.
-    t := pg_catalog.upper(pg_catalog.regexp_replace(coalesce(reference, ''), '[[:space:]]+', ' ', 'g'));
+    -- One spelling to read: upper case, single spaces.
+    t := pg_catalog.upper(pg_catalog.btrim(pg_catalog.regexp_replace(coalesce(reference, ''), '[[:space:]]+', ' ', 'g')));
+
+    -- The canonical forms this project writes (providers/references.py) first, through
+    -- boolean matches: most strings are one of them, and a match with capture groups costs
+    -- five to ten times as much.
+    IF t ~ '^[A-Z]{1,2}-?(?:[0-9]{3,4}|[0-9]{1,2}\.[0-9]{1,3})[A-Z]?$' AND NOT (t LIKE 'R%' AND t LIKE '%.%') THEN
+        kind := 'sheet';
+        sheet := t;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF t ~ '^(?:DETAIL|SECTION|ELEVATION) (?:[A-Z]?[0-9]{1,3}[A-Z]?|[A-Z])/[A-Z]{1,2}-?[0-9]{1,4}(?:\.[0-9]{1,3})?[A-Z]?$' THEN
+        kind := pg_catalog.lower(pg_catalog.split_part(t, ' ', 1));
+        detail := pg_catalog.split_part(pg_catalog.split_part(t, ' ', 2), '/', 1);
+        sheet := pg_catalog.split_part(t, '/', 2);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF t ~ '^[0-4][0-9] [0-9]{2} [0-9]{2}(?:\.[0-9]{2,3})?$' THEN
+        kind := 'spec_section';
+        spec_section := t;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+
+    -- Standards designations (ASTM A615, UL U419) have the shape of a sheet id and are
+    -- never one.
     t := pg_catalog.regexp_replace(
         t, '(?:^|[^A-Z])(?:ASTM|ANSI|AASHTO|ACI|AISC|AWS|CSA|ISO|EN|DIN|BS|UL|FM|NFPA|IBC|IEEE)[ -]*[A-Z]{0,2}[0-9][0-9A-Z.-]*',
         ' ', 'g');
@@ -65,29 +90,31 @@ BEGIN
         '(?:^|[^A-Z])(?:DOOR|DR|WINDOW|WDW|WNDW|WIN)\.?[ ]?(?:TAG|TYPE|MARK|NO\.?|NUMBER)?[ ]?#?[ ]?'
         '([A-Z]{0,2}-?[0-9]{1,4}[A-Z]?)(?=$|[^A-Z0-9])');
     IF m IS NOT NULL THEN
-        RETURN QUERY SELECT 'tag'::text, m[1], NULL::text, NULL::text;
+        kind := 'tag';
+        detail := m[1];
+        RETURN NEXT;
         RETURN;
     END IF;
 
     -- A callout with its keyword: "DETAIL 4 / A3.01", "SECTION B/S-301", "ELEV 1/A-201",
     -- "DETAIL 4 ON SHEET A3.01". The keyword may stand alone or follow SEE, REF, PER.
-    m := pg_catalog.regexp_match(t,
-        not_before || callout_kw || '[ ]?#?[ ]?([A-Z]?[0-9]{1,3}[A-Z]?|[A-Z])'
-        || '(?:[ ]?/[ ]?|,? (?:ON )?(?:SHEET |SHT\.? ?|DWG\.? ?)?)' || short_sheet_re || not_after);
-    IF m IS NULL THEN
-        -- The bubble alone: "3/A-501", "SEE 3/A501", "4/A3.01 SIM."; a letter alone before the
-        -- slash needs a keyword ("W/ A-501" is "with").
+    -- The pattern is the costliest here: only text with a keyword is matched against it.
+    IF t ~ '(DET|DTL|SEC|EL)' THEN
+        m := pg_catalog.regexp_match(t,
+            not_before || callout_kw || '[ ]?#?[ ]?([A-Z]?[0-9]{1,3}[A-Z]?|[A-Z])'
+            || '(?:[ ]?/[ ]?|,? (?:ON )?(?:SHEET |SHT\.? ?|DWG\.? ?)?)' || short_sheet_re || not_after);
+    END IF;
+    IF m IS NULL AND pg_catalog.strpos(t, '/') > 0 THEN
+        -- The bubble alone: "3/A-501", "SEE 3/A501", "4/A3.01 SIM."; a letter alone before
+        -- the slash needs a keyword ("W/ A-501" is "with").
         m := pg_catalog.regexp_match(t,
             not_before || '()([A-Z]?[0-9]{1,3}[A-Z]?)[ ]?/[ ]?' || short_sheet_re || not_after);
     END IF;
     IF m IS NOT NULL THEN
-        RETURN QUERY SELECT
-            CASE WHEN m[1] LIKE 'SEC%' THEN 'section'
-                 WHEN m[1] LIKE 'EL%' THEN 'elevation'
-                 ELSE 'detail' END,
-            m[2],
-            m[3] || m[4] || pg_catalog.translate(m[5], 'O', '0') || m[6],
-            NULL::text;
+        kind := CASE WHEN m[1] LIKE 'SEC%' THEN 'section' WHEN m[1] LIKE 'EL%' THEN 'elevation' ELSE 'detail' END;
+        detail := m[2];
+        sheet := m[3] || m[4] || pg_catalog.translate(m[5], 'O', '0') || m[6];
+        RETURN NEXT;
         RETURN;
     END IF;
 
@@ -97,8 +124,9 @@ BEGIN
         '(?:^|[^0-9.''"/-])([0-4][0-9]) ?([0-9]{2}) ?([0-9]{2})(?:\.([0-9]{2,3}))?(?=$|[^0-9''"/]|\.(?![0-9]))'
         '(?! [0-9])');
     IF m IS NOT NULL THEN
-        RETURN QUERY SELECT 'spec_section'::text, NULL::text, NULL::text,
-            m[1] || ' ' || m[2] || ' ' || m[3] || coalesce('.' || m[4], '');
+        kind := 'spec_section';
+        spec_section := m[1] || ' ' || m[2] || ' ' || m[3] || coalesce('.' || m[4], '');
+        RETURN NEXT;
         RETURN;
     END IF;
 
@@ -113,13 +141,15 @@ BEGIN
         END IF;
     END IF;
     IF m IS NOT NULL THEN
-        RETURN QUERY SELECT 'sheet'::text, NULL::text,
-            m[1] || m[2] || pg_catalog.translate(m[3], 'O', '0') || m[4], NULL::text;
+        kind := 'sheet';
+        sheet := m[1] || m[2] || pg_catalog.translate(m[3], 'O', '0') || m[4];
+        RETURN NEXT;
         RETURN;
     END IF;
 
     -- "TYP. SEE STRUCT.", "SEE ARCH.", free text: a reference that names nothing to follow.
-    RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text;
+    kind := 'unknown';
+    RETURN NEXT;
 END
 $$;
 
