@@ -106,9 +106,11 @@ BEGIN
     END IF;
     IF m IS NULL AND pg_catalog.strpos(t, '/') > 0 THEN
         -- The bubble alone: "3/A-501", "SEE 3/A501", "4/A3.01 SIM."; a letter alone before
-        -- the slash needs a keyword ("W/ A-501" is "with").
+        -- the slash needs a keyword ("W/ A-501" is "with"); OCR may glue SEE or REF to the
+        -- number ("SEE3/A501").
         m := pg_catalog.regexp_match(t,
-            not_before || '()([A-Z]?[0-9]{1,3}[A-Z]?)[ ]?/[ ]?' || short_sheet_re || not_after);
+            '(?:^|[^A-Z0-9./-]|(?<=SEE)|(?<=REF))()([A-Z]?[0-9]{1,3}[A-Z]?)[ ]?/[ ]?' || short_sheet_re
+            || not_after);
     END IF;
     IF m IS NOT NULL THEN
         kind := CASE WHEN m[1] LIKE 'SEC%' THEN 'section' WHEN m[1] LIKE 'EL%' THEN 'elevation' ELSE 'detail' END;

@@ -227,3 +227,27 @@ async def test_two_pages_of_one_sheet_resolve_to_one_link(conn: asyncpg.Connecti
         "SELECT target_page_id FROM pointer_cross_reference_links WHERE pointer_id = $1", source
     )
     assert [row["target_page_id"] for row in links] == [exact]
+
+
+async def test_the_references_command_and_status_show_links_and_sheets_not_uploaded(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    from tests.e2e.test_cli import cli
+
+    project, discipline = await _project(conn, "Tower")
+    page = await _page(conn, discipline, "S-101")
+    await _pointer(conn, page, "Plan note", ["S-101", "A-999"])
+    env = {"DATABASE_URL": db_url}
+    report = json.loads(cli("references", "--project", str(project), "--json", env=env, check=True).stdout)
+    assert {(link["reference"], link["target_page_name"]) for link in report["links"]} == {
+        ("S-101", "S-101"),
+        ("A-999", None),
+    }
+    assert report["unresolved"] == [{"project_id": str(project), "sheet": "A-999", "count": 1}]
+    text = cli("references", env=env, check=True).stdout
+    assert "A-999 -> sheet A-999 not uploaded" in text and "S-101 -> page S-101" in text
+    status = json.loads(cli("status", "--json", env=env, check=True).stdout)
+    assert status["unresolved_references"] == report["unresolved"]
+    assert "sheets referenced but not uploaded: A-999 (1)" in cli("status", env=env, check=True).stdout
+    bad = cli("references", "--project", "not-a-uuid", env=env)
+    assert bad.returncode == 2 and "not a UUID" in bad.stderr
