@@ -69,7 +69,19 @@ class Discipline(Base):
 
 class Page(Base):
     __tablename__ = "pages"
-    __table_args__ = (Index("idx_pages_discipline_id", "discipline_id"),)
+    __table_args__ = (
+        Index("idx_pages_discipline_id", "discipline_id"),
+        # Cross-references (revision 0013): pages by project discipline and normalised sheet id,
+        # the expression of normalise_sheet_id() spelled out (sql/definitions/cross_references.sql says why).
+        Index(
+            "idx_pages_discipline_sheet",
+            "discipline_id",
+            text(
+                "regexp_replace(regexp_replace(upper(page_name), '[[:space:]_-]+', '', 'g'), "
+                "'(?<![0-9])\\.|\\.(?![0-9])', '', 'g')"
+            ),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _id()
     discipline_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -443,3 +443,63 @@ WHERE p.enrichment_status = 'complete'
   AND ($2::uuid IS NULL OR coalesce(d.project_id, p.enrichment_project_id) = $2::uuid)
 GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3;
+
+-- name: cross_references_unresolved
+-- Sheets that references of complete pointers name and that no page of their project has,
+-- for project $1 (NULL: every project): the most referenced first, at most $2. Two
+-- spellings of one sheet (A-501, A501) are one row, shown in the spelling used most; `n`
+-- counts references (a pointer naming the sheet twice counts once: its list is distinct).
+-- The same rule as pointer_cross_reference_links (sql/cross_references.sql), written so
+-- that each distinct string of a project is parsed once: `status` reads every project.
+WITH refs AS (
+    SELECT d.project_id, r.reference, count(*) AS n
+    FROM pointers AS p
+    JOIN pages AS pg ON pg.id = p.page_id
+    JOIN disciplines AS d ON d.id = pg.discipline_id
+    CROSS JOIN LATERAL jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(p.cross_references) = 'array' THEN p.cross_references ELSE '[]'::jsonb END
+    ) AS r(reference)
+    WHERE p.enrichment_status = 'complete'
+      AND ($1::uuid IS NULL OR d.project_id = $1::uuid)
+    GROUP BY d.project_id, r.reference
+), sheets AS (
+    SELECT refs.project_id, x.sheet, refs.n
+    FROM refs
+    CROSS JOIN LATERAL parse_cross_reference(refs.reference) AS x
+    WHERE x.sheet IS NOT NULL
+)
+SELECT s.project_id,
+       mode() WITHIN GROUP (ORDER BY s.sheet) AS sheet,
+       sum(s.n) AS n
+FROM sheets AS s
+-- LIMIT keeps this a probe of idx_pages_discipline_sheet per distinct sheet rather than a
+-- hash of every page of every project.
+LEFT JOIN LATERAL (
+    SELECT 1 AS found
+    FROM disciplines AS td
+    JOIN pages AS tpg ON tpg.discipline_id = td.id
+    WHERE td.project_id = s.project_id
+      AND regexp_replace(regexp_replace(upper(tpg.page_name), '[[:space:]_-]+', '', 'g'),
+                         '(?<![0-9])\.|\.(?![0-9])', '', 'g')
+          = normalise_sheet_id(s.sheet)
+    LIMIT 1
+) AS page ON true
+WHERE page.found IS NULL
+GROUP BY s.project_id, normalise_sheet_id(s.sheet)
+ORDER BY n DESC, s.project_id, sheet
+LIMIT $2;
+
+-- name: cross_references_links
+-- Each reference of the complete pointers of project $1 (NULL: every project) with what it
+-- resolves to, at most $2 rows, with the names a reader needs beside the ids.
+SELECT l.pointer_id, l.project_id, p.title, pg.page_name, l.reference, l.kind, l.detail, l.sheet,
+       l.target_page_id, tpg.page_name AS target_page_name,
+       l.target_pointer_id, tp.title AS target_pointer_title
+FROM pointer_cross_reference_links AS l
+JOIN pointers AS p ON p.id = l.pointer_id
+JOIN pages AS pg ON pg.id = p.page_id
+LEFT JOIN pages AS tpg ON tpg.id = l.target_page_id
+LEFT JOIN pointers AS tp ON tp.id = l.target_pointer_id
+WHERE ($1::uuid IS NULL OR l.project_id = $1::uuid)
+ORDER BY l.project_id, pg.page_name, p.title, l.pointer_id
+LIMIT $2;

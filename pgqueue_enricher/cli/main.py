@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher.cli import lanes_and_costs
+from pgqueue_enricher.cli import references as references_command
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.queue import statements
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
     lanes_and_costs.add_requeue_arguments(requeue)
+
+    references_command.add_parser(commands, _uuid)
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -221,6 +224,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for reason in report["failure_reasons"]:
             print(f"  {reason['count']:>6}  {reason['reason']}")
     lanes_and_costs.print_lanes(report["lanes"], settings)
+    if report["unresolved_references"]:
+        top = ", ".join(f"{r['sheet']} ({r['count']})" for r in report["unresolved_references"][:5])
+        print(f"sheets referenced but not uploaded: {top} (see `pgqueue-enricher references`)")
     return 0
 
 
@@ -262,6 +268,7 @@ COMMANDS = {
     "requeue": cmd_requeue,
     "demo": cmd_demo,
     "doctor": cmd_doctor,
+    "references": lambda args: references_command.run(args, _settings, _with_connection),
 }
 
 

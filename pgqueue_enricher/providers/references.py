@@ -7,6 +7,11 @@ id needs three digits or a dotted number, so finish tags like `P-1`, beam sizes 
 and R-values like `R-30` are not sheets) and tolerant of what OCR and models do to
 spacing (`SEE3/A501`, `0921 16`).
 
+Every reference is written in one canonical form, the one the database's
+`parse_cross_reference` reads back (sql/definitions/cross_references.sql): `Detail 3/A501`,
+`Section 2/A-301`, `Elevation 1/A-201`, a sheet as its id upper-cased with its own
+separators (`A-501`, `A3.01`), a specification section as `09 21 16`.
+
 Used by the Gemini answer reader and by the local OCR provider.
 """
 
@@ -30,7 +35,7 @@ _SHEET_FULL_RE = re.compile(rf"{_SHEET}")
 _KEYWORD_DETAIL_RE = re.compile(
     rf"""
     (?<![A-Za-z0-9])
-    (?P<keyword>DETAILS?|DET\.?|DTL\.?|SEE|REF\.?|SECTION|SECT\.?|SEC\.?)\s*
+    (?P<keyword>DETAILS?|DET\.?|DTL\.?|SEE|REF\.?|SECTION|SECT\.?|SEC\.?|ELEVATION|ELEV\.?)\s*
     (?P<id>[A-Z]?\d{{1,3}}[A-Z]?|[A-Z])
     \s*/\s*
     (?P<sheet>{_CALLOUT_SHEET})
@@ -73,16 +78,23 @@ def _detail_label(match: re.Match[str]) -> str:
     keyword = (match.groupdict().get("keyword") or "").upper()
     number = match["id"].upper()
     sheet = match["sheet"].upper()
-    label = "Section" if keyword.startswith("SEC") else "Detail"
+    label = (
+        "Section" if keyword.startswith("SEC") else "Elevation" if keyword.startswith("ELEV") else "Detail"
+    )
     return f"{label} {number}/{sheet}"
 
 
 def find_references(text: str) -> list[str]:
-    """Every cross-reference in `text`, in reading order, each once (first spelling kept).
+    """Every cross-reference in `text`, in reading order, each once, in canonical form.
 
     A sheet id that is part of a detail callout (`4/A3.01`) is reported only as the detail,
     so one callout is one reference.
     """
+    return normalise_references(_find(text))
+
+
+def _find(text: str) -> list[str]:
+    """The canonical labels of the references in `text`, in reading order, repeats included."""
     if not text:
         return []
     found: list[tuple[int, str]] = []
@@ -102,7 +114,7 @@ def find_references(text: str) -> list[str]:
             continue
         if _STANDARD_BEFORE.search(text, max(0, match.start() - 12), match.start()):
             continue
-        found.append((match.start(), match["sheet"]))
+        found.append((match.start(), match["sheet"].upper()))
 
     for match in _CSI_RE.finditer(text):
         if overlaps(match.span()):
@@ -117,7 +129,20 @@ def find_references(text: str) -> list[str]:
         found.append((match.start(), label))
 
     found.sort(key=lambda item: item[0])
-    return normalise_references(label for _, label in found)
+    return [label for _, label in found]
+
+
+def canonical_reference(item: str) -> str:
+    """`item` in canonical form when it is one reference ("see detail 4/a3.01" becomes
+    `Detail 4/A3.01`, "Sheet s-101" becomes `S-101`); otherwise `item` unchanged.
+
+    An item naming several references, or none ("Structural general notes"), is kept as the
+    model wrote it: choosing one of several would drop the others.
+    """
+    # Sheet ids are matched in capitals only (in prose, lower case is rarely a sheet); an item
+    # of a model's list is meant as a reference, so its lower-case spelling counts too.
+    found = list(dict.fromkeys(_find(item) or _find(item.upper())))
+    return found[0] if len(found) == 1 else item
 
 
 def _clean(item: str, max_len: int) -> str:
@@ -134,8 +159,9 @@ def normalise_references(items: Iterable[object], limit: int = 50, max_len: int 
     Non-strings are dropped rather than converted: a number or a nested object in a model's
     list is a malformed entry, and `str()` of it would only invent a reference. Bullets,
     markdown emphasis, trailing punctuation and placeholder words ("None", "N/A") are
-    removed, and so are items with no letter or digit; duplicates are found
-    case-insensitively and the first spelling wins; over-long entries are cut to `max_len`.
+    removed, and so are items with no letter or digit; an item that is one reference is
+    written in canonical form (`canonical_reference`); duplicates are found
+    case-insensitively, in order of first appearance; over-long entries are cut to `max_len`.
     """
     result: list[str] = []
     seen: set[str] = set()
@@ -144,7 +170,7 @@ def normalise_references(items: Iterable[object], limit: int = 50, max_len: int 
             break
         if not isinstance(item, str):
             continue
-        text = _clean(item, max_len)
+        text = _clean(canonical_reference(_clean(item, max_len)), max_len)
         key = text.casefold()
         # An item with no letter or digit ("•", "—", an emoji) cannot name a sheet or section.
         if key in _EMPTY_WORDS or key in seen or not any(ch.isalnum() for ch in text):

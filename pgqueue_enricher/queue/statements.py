@@ -236,6 +236,7 @@ async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
         "completed_last_hour": int(await db.fetchval(query("pointers_status_completed_last_hour"))),
         "processing_without_lease": int(await db.fetchval(query("pointers_status_without_lease"))),
         **await lane_report(db),
+        "unresolved_references": await unresolved_references(db),
     }
 
 
@@ -254,6 +255,26 @@ async def live_workers(db: Executor) -> list[dict[str, Any]]:
             "provider_pause": row["provider_pause"],
         }
         for row in await db.fetch(query("workers_live"))
+    ]
+
+
+async def unresolved_references(
+    db: Executor, project_id: uuid.UUID | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The `unresolved_references` of `status --json`: sheets referenced that no page of the
+    project has, most referenced first, at most `limit` rows (a contract: docs/cross-references.md)."""
+    rows = await db.fetch(query("cross_references_unresolved"), project_id, limit)
+    return [{"project_id": str(r["project_id"]), "sheet": r["sheet"], "count": int(r["n"])} for r in rows]
+
+
+async def cross_reference_links(
+    db: Executor, project_id: uuid.UUID | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """References of complete pointers with their targets (`pgqueue-enricher references`)."""
+    rows = await db.fetch(query("cross_references_links"), project_id, limit)
+    return [
+        {key: str(value) if isinstance(value, uuid.UUID) else value for key, value in row.items()}
+        for row in rows
     ]
 
 

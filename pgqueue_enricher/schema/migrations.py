@@ -36,6 +36,7 @@ LIVING_SQL_FILES = (
     "definitions/requeue.sql",
     "definitions/admission.sql",
     "definitions/scheduling.sql",
+    "definitions/cross_references.sql",
 )
 
 # The chain: revision file NNNN_topic.py is the NNNN-th revision applied and runs

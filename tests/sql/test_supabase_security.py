@@ -44,6 +44,7 @@ PROJECT_TABLES = (
     "public.pgqueue_enricher_alembic_version",
     "public.pgqueue_enricher_security_undo",
     "public.pgqueue_enricher_provider_state",  # revision 0007
+    "public.pointer_cross_reference_links",  # revision 0014 (a view)
 )
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 FUNCTIONS = (
@@ -58,6 +59,10 @@ FUNCTIONS = (
     " double precision, double precision)",
     "public.pointers_schedule()",  # revision 0008
     "public.requeue_pointers_to_lane(text, uuid, uuid[], boolean)",
+    # revision 0014
+    "public.normalise_sheet_id(text)",
+    "public.pointer_title_detail(text)",
+    "public.parse_cross_reference(text)",
 )
 SQL_API = (
     "public.seed_default_experience(uuid)",

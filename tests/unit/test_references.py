@@ -104,8 +104,18 @@ def test_normalise_drops_non_strings_placeholders_and_markdown() -> None:
     assert normalise_references(items) == ["S-101", "Detail 4/A3.01", "09 21 16", "Structural general notes"]
 
 
-def test_normalise_keeps_the_first_spelling_of_a_duplicate() -> None:
-    assert normalise_references(["detail 4/a3.01", "Detail 4/A3.01", "DETAIL  4/A3.01"]) == ["detail 4/a3.01"]
+def test_one_reference_in_any_spelling_is_written_once_in_canonical_form() -> None:
+    # The database's parse_cross_reference reads these forms back (tests/sql/test_cross_references.py).
+    items = ["detail 4/a3.01", "Detail 4/A3.01", "DETAIL  4/A3.01", "SEE 3/A501", "Sheet s-101", "S-101"]
+    assert normalise_references(items) == ["Detail 4/A3.01", "Detail 3/A501", "S-101"]
+    assert normalise_references(["elev. 1/a-201", "SPEC 0921 16"]) == ["Elevation 1/A-201", "09 21 16"]
+
+
+def test_an_item_naming_several_references_or_none_is_kept_as_written() -> None:
+    assert normalise_references(["S-101 and S-102", "Structural general notes"]) == [
+        "S-101 and S-102",
+        "Structural general notes",
+    ]
 
 
 def test_normalise_bounds_count_and_length() -> None:
