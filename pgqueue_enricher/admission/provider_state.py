@@ -1,8 +1,8 @@
 """The providers' shared rows (`pgqueue_enricher_provider_state`): what a worker reads of them,
 the statements it runs on them (sql/admission.sql), and how `status` prints them.
 
-admission.py decides when to run each statement and what it means for a call; this module
-only speaks to the table, so that `status` and the CLI read it without the gate's machinery.
+gate.py decides when to run each statement and what it means for a call; this module only
+speaks to the table, so that `status` reads it without the gate.
 """
 
 from __future__ import annotations
@@ -120,11 +120,6 @@ async def read_states(db: Executor) -> dict[str, ProviderState]:
     return {row["provider"]: _state(row) for row in await db.fetch(query("provider_state_read"))}
 
 
-async def resume_provider(db: Executor, provider: str) -> bool:
-    """What `SELECT pgqueue_enricher_resume_provider(...)` does, for Python callers."""
-    return bool(await db.fetchval("SELECT pgqueue_enricher_resume_provider($1)", provider))
-
-
 def pause_line(state: ProviderState) -> str:
     since = state.paused_since.isoformat(timespec="seconds") if state.paused_since else "?"
     probe = "" if state.next_probe_in_s is None else f"; next probe in {max(state.next_probe_in_s, 0):.0f} s"
@@ -138,32 +133,29 @@ async def configure(db: Executor, provider: str, rpm: float | None, tpm: float |
     await db.execute(query("provider_state_configure"), provider, rpm, tpm)
 
 
-async def acquire_batch(
+async def permit(
     db: Executor,
     provider: str,
-    tokens: list[int],
+    tokens: int | None,
+    correction: int,
     max_hold: float,
     headroom: float,
     increase: float,
-    correction: int,
-    function: bool = True,
-) -> list[asyncpg.Record]:
-    """The permits of a batch: through the function that keeps its plan (0011), or else the
-    same statement parsed and planned on every call."""
-    statement = query("provider_permits_acquire") if function else query("provider_state_acquire")
-    return await db.fetch(statement, provider, tokens, max_hold, headroom, increase, correction)
-
-
-async def permit_function_callable(db: Executor) -> bool:
-    return bool(await db.fetchval(query("provider_permits_callable")))
-
-
-async def acquire(
-    db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
-) -> asyncpg.Record:
-    """One call's permit in a statement of its own (what a batch of one is)."""
-    (row,) = await acquire_batch(db, provider, [tokens], max_hold, headroom, increase, 0)
-    return row
+    worker_id: str,
+    probe_max: float,
+) -> asyncpg.Record | None:
+    """One call's permit (None: the provider has no row). `tokens` None only charges `correction`."""
+    return await db.fetchrow(
+        query("provider_state_permit"),
+        provider,
+        tokens,
+        correction,
+        max_hold,
+        headroom,
+        increase,
+        worker_id,
+        probe_max,
+    )
 
 
 async def throttle(
@@ -196,10 +188,6 @@ async def forget_quota(db: Executor, provider: str, memory_s: float) -> float | 
 
 async def succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
     return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
-
-
-async def take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
-    return await db.fetchval(query("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
 
 
 # -- status ---------------------------------------------------------------------------------

@@ -126,7 +126,6 @@ def test_the_queue_statements_never_import_ops() -> None:
     assert offenders == set()
 
 
-@pytest.mark.xfail(strict=True, reason="the pipeline still imports the gate until one permit path lands")
 def test_within_the_queue_only_the_worker_imports_admission() -> None:
     # The worker owns the gate and hands the pipeline a grant per call; the CLI reads the
     # providers' rows for `status`; nothing else reaches admission.
