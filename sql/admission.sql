@@ -4,8 +4,7 @@
 --   SELECT * FROM pgqueue_enricher_provider_state;            -- limits, admitted rate, pause
 --   UPDATE pgqueue_enricher_provider_state SET rpm_limit = 900 WHERE provider = 'gemini';
 --   SELECT pgqueue_enricher_resume_provider('gemini');        -- lift a pause by hand
--- (a worker writes its PASS2_<PROVIDER>_RPM/TPM into the row when it starts: the settings of
--- the last started worker win over an UPDATE by hand).
+-- (a starting worker writes its PASS2_<PROVIDER>_RPM/TPM into the row: they win over an UPDATE).
 
 -- name: upgrade
 CREATE OR REPLACE FUNCTION public.pgqueue_enricher_resume_provider(provider_name text) RETURNS boolean
@@ -157,7 +156,7 @@ WHERE p.rpm_limit IS DISTINCT FROM excluded.rpm_limit OR p.tpm_limit IS DISTINCT
 -- name: provider_state_read
 -- Every provider's state as the workers cache it and `status` prints it. The 429 rate is a
 -- sliding-minute estimate from two one-minute buckets.
-SELECT provider, rpm_limit, tpm_limit, admitted_rpm, quota_rpm, throttle_epoch,
+SELECT provider, rpm_limit, tpm_limit, admitted_rpm, quota_rpm, throttle_epoch AS epoch,
        consecutive_failures, paused_kind, paused_reason, paused_since, next_probe_at,
        extract(epoch FROM next_probe_at - now())::float8 AS next_probe_in_s, probe_by,
        admitted_total, rejected_total,
@@ -173,16 +172,15 @@ FROM pgqueue_enricher_provider_state
 ORDER BY provider;
 
 -- name: provider_state_permit
--- One gated call's permit (pgqueue_enricher_permit above says what each parameter means).
+-- One gated call's permit ($1-$8: pgqueue_enricher_permit above says what each one means).
 SELECT reserved, wait_s, paused, probe, epoch
 FROM public.pgqueue_enricher_permit($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- name: provider_state_forget_quota
 -- Forget the quota the provider named ($1 provider) once the adaptive rate has not been cut
--- for $2 seconds: the project's quota may have been raised since (Google raises quotas on
--- request), and a remembered quota caps the adaptive rate for good. Without it the rate
--- grows again until a refusal names the quota anew. A quota with no cut on record (set by
--- hand) stays. Returns the quota forgotten, once: the first worker to run it, for the log.
+-- for $2 seconds: the project's quota may have been raised since, and a remembered quota caps
+-- the adaptive rate for good. A quota with no cut on record (set by hand) stays. Returns the
+-- quota forgotten, once: to the first worker to run it, for the log.
 UPDATE pgqueue_enricher_provider_state AS p
 SET quota_rpm = NULL, updated_at = now()
 FROM (SELECT provider, quota_rpm FROM pgqueue_enricher_provider_state WHERE provider = $1 FOR UPDATE) AS old
@@ -194,12 +192,10 @@ RETURNING old.quota_rpm;
 -- A per-minute quota refusal ($1 provider, $2 throttle epoch the refused call was admitted
 -- under, $3 the per-minute request quota the provider named or NULL, $4 decrease factor,
 -- $5 starting rate when none is known, $6 lowest rate, $7 milder factor, $8 decrease window
--- in seconds). Multiplicative decrease, once per epoch and at most once per window
--- fleet-wide (as TCP cuts once per round trip): refusals of calls admitted before the last
--- decrease were caused by the old rate, and a burst of refusals within the window (or
--- random ones that name no quota) is one signal, not many. When a configured limit is within
--- the quota the provider names, a refusal is jitter or a neighbour on the same project: the
--- milder factor. Returns the new admitted rate and the wait for the next slot.
+-- in seconds). Multiplicative decrease, once per epoch and window fleet-wide (as TCP cuts
+-- once per round trip): refusals of calls admitted before the last cut were caused by the old
+-- rate, and a burst of refusals is one signal. A configured limit within the named quota cuts
+-- by the milder factor. Returns the new admitted rate and the wait for the next slot.
 WITH old AS (
     SELECT provider, throttle_epoch, rejected_minute_start,
            $2::bigint >= throttle_epoch
@@ -241,14 +237,11 @@ RETURNING p.admitted_rpm, p.throttle_epoch,
 -- counts consecutive failures fleet-wide and pauses the provider at the threshold (1 for a
 -- refused key, an unknown model or a spent daily quota). Returns whether the provider is
 -- paused and whether this statement paused it (so that one worker logs it, once).
-WITH old AS (
-    SELECT provider, paused_since
+WITH decided AS (
+    SELECT provider, paused_since IS NULL AND consecutive_failures + 1 >= $2 AS pause
     FROM pgqueue_enricher_provider_state
     WHERE provider = $1
     FOR UPDATE
-), decided AS (
-    SELECT old.provider, old.paused_since IS NULL AND p.consecutive_failures + 1 >= $2 AS pause
-    FROM old JOIN pgqueue_enricher_provider_state AS p ON p.provider = old.provider
 )
 UPDATE pgqueue_enricher_provider_state AS p
 SET consecutive_failures = p.consecutive_failures + 1,
@@ -268,26 +261,19 @@ RETURNING p.paused_since IS NOT NULL AS paused, d.pause AS started, p.consecutiv
 -- The provider answered ($1 provider, $2 seconds since the call was let go): the run of
 -- failures ends and any pause is lifted, but only by a call begun after the pause did (the
 -- probe): a call in flight since before it may answer during an outage and says nothing about
--- the provider now. Returns whether a pause was lifted, since when it had lasted, and whether
--- the provider is still paused.
+-- the provider now. Returns whether a pause was lifted and how long it had lasted; no row
+-- when the pause stands.
 WITH old AS (
-    SELECT provider, paused_since, paused_kind,
-           paused_since IS NULL OR paused_since <= now() - make_interval(secs => $2::float8) AS lift
+    SELECT provider, paused_since, paused_kind
     FROM pgqueue_enricher_provider_state
     WHERE provider = $1
     FOR UPDATE
 )
 UPDATE pgqueue_enricher_provider_state AS p
-SET consecutive_failures = CASE WHEN old.lift THEN 0 ELSE p.consecutive_failures END,
-    paused_kind = CASE WHEN old.lift THEN NULL ELSE p.paused_kind END,
-    paused_reason = CASE WHEN old.lift THEN NULL ELSE p.paused_reason END,
-    paused_since = CASE WHEN old.lift THEN NULL ELSE p.paused_since END,
-    next_probe_at = CASE WHEN old.lift THEN NULL ELSE p.next_probe_at END,
-    probe_backoff_s = CASE WHEN old.lift THEN NULL ELSE p.probe_backoff_s END,
-    probe_by = CASE WHEN old.lift THEN NULL ELSE p.probe_by END,
-    updated_at = now()
+SET consecutive_failures = 0, paused_kind = NULL, paused_reason = NULL, paused_since = NULL,
+    next_probe_at = NULL, probe_backoff_s = NULL, probe_by = NULL, updated_at = now()
 FROM old
 WHERE p.provider = old.provider
-RETURNING old.paused_since IS NOT NULL AND old.lift AS resumed, old.paused_kind,
-          extract(epoch FROM now() - old.paused_since)::float8 AS paused_s,
-          p.paused_since IS NOT NULL AS paused;
+  AND (old.paused_since IS NULL OR old.paused_since <= now() - make_interval(secs => $2::float8))
+RETURNING old.paused_since IS NOT NULL AS resumed, old.paused_kind,
+          extract(epoch FROM now() - old.paused_since)::float8 AS paused_s;

@@ -1,25 +1,14 @@
 """The fleet-wide admission gate and pause in front of each provider, shared through Postgres.
 
-Gemini's limits belong to the Google project, not to a worker, so the state that admits a
-call lives in one row per provider (`pgqueue_enricher_provider_state`, sql/admission.sql)
-that every worker of every machine reads and updates with short statements:
-
-- the permit: with a limit configured (PASS2_GEMINI_RPM/TPM, PASS2_VOYAGE_RPM/TPM) or learnt
-  from a 429 (the adaptive rate), the pipeline asks `admit` before each provider call; one
-  statement (`pgqueue_enricher_permit`) reserves the call's slot in the fleet's schedule, and
-  the call sleeps until it holding no connection, so the fleet's calls start in slot order.
-  The returned Grant goes with the call, and its outcome comes back with it (`succeeded`,
-  `failed`). With neither limit, and nothing paused, a call costs no statement at all;
-- adaptive: a quota refusal lowers the shared rate (multiplicative decrease, once per
-  epoch) and every admitted call raises it a little (additive increase), capped by the quota
-  the provider names in its QuotaFailure;
-- the pause: a refused key, an unknown model, a spent daily quota, or OUTAGE_THRESHOLD
-  outages in a row across the fleet pause the provider; no worker claims while a provider
-  is paused, except one row when the probe is due; the permit function makes the first call
-  to ask the fleet's one probe, and its success lifts the pause for everyone (the others
-  resume after a random delay, so the fleet does not come back in one burst).
-
-A permit statement costs about a millisecond; the calls it admits take seconds.
+Gemini's limits belong to the Google project, not to a worker, so what admits a call lives in
+one row per provider (`pgqueue_enricher_provider_state`, sql/admission.sql) that every worker
+reads and updates with short statements. The pipeline asks `admit` before each provider call:
+with a limit configured or learnt from a 429 (the adaptive rate), or a pause, one statement
+(`pgqueue_enricher_permit`) decides the call's permit, and the call sleeps until its slot
+holding no connection. The Grant travels with the call, and its outcome comes back with it
+(`succeeded`, `failed`): a quota refusal cuts the shared rate, failures that are not the row's
+count toward a fleet-wide pause, a success after them ends the run or lifts the pause. With
+neither a limit nor a pause, a call costs no statement at all. docs/admission.md has the design.
 """
 
 from __future__ import annotations
@@ -44,33 +33,22 @@ from pgqueue_enricher.settings import Settings
 log = get_logger("pgqueue_enricher.admission.gate")
 
 PROVIDERS = ("gemini", "voyage")
-# The gate admits this share of a limit: room for clock and network jitter between machines.
-HEADROOM = 0.97
+HEADROOM = 0.97  # the share of a limit admitted: room for jitter between machines
 # A call waits at most this long for its slot, holding its row (the heartbeat keeps the lease);
 # a later slot gives the row back, and this worker claims nothing until a slot is in sight.
 MAX_HOLD_S = 60.0
-# How often a worker reads the shared state (pauses begun or lifted elsewhere, the adaptive rate).
-REFRESH_S = 0.5
-# Outages (5xx, timeouts, unreachable) in a row across the fleet that pause the provider.
-OUTAGE_THRESHOLD = 5
-# Workers other than the prober resume claiming within this many seconds, at random.
-RESUME_JITTER_S = 2.0
+REFRESH_S = 0.5  # how often a worker reads the shared state
+OUTAGE_THRESHOLD = 5  # outages (5xx, timeouts) in a row across the fleet that pause the provider
+RESUME_JITTER_S = 2.0  # workers other than the prober resume claiming within this, at random
 # Adaptive rate: decrease factor per epoch, at most one decrease per window fleet-wide (a
 # burst of refusals is one signal; random 429s naming no quota must not collapse the rate),
 # start when no quota is known, floor, and the increase per admitted call: a share of the
 # named quota, or without one a share of the admitted rate (at least a fixed step), which
 # makes a cut good again within a few seconds at any rate.
-DECREASE = 0.85
-MILD_DECREASE = 0.95  # a configured limit within the provider's named quota
-DECREASE_WINDOW_S = 1.0
-START_RPM = 600.0  # a quota that names itself replaces it; unnamed 429s are overload or noise
-FLOOR_RPM = 30.0
-INCREASE_SHARE = 0.005
-UNKNOWN_INCREASE_SHARE = 0.02
-INCREASE_RPM = 2.0
-# A quota the provider named is forgotten after this long without a cut of the adaptive rate
-# (sql/admission.sql provider_state_forget_quota says why).
-QUOTA_MEMORY_S = 3600.0
+DECREASE, MILD_DECREASE, DECREASE_WINDOW_S = 0.85, 0.95, 1.0  # mild: a limit within the named quota
+START_RPM, FLOOR_RPM = 600.0, 30.0
+INCREASE_SHARE, UNKNOWN_INCREASE_SHARE, INCREASE_RPM = 0.005, 0.02, 2.0
+QUOTA_MEMORY_S = 3600.0  # a named quota is forgotten after this long without a cut
 # The token estimate: characters per text token, and the input tokens of an image at high
 # media resolution plus the prompt's fixed labels and system instruction.
 CHARS_PER_TOKEN = 4
@@ -114,15 +92,10 @@ class Admission:
         self.probe_max = max(settings.pass2_probe_max, settings.pass2_probe_base)
         self.states: dict[str, ProviderState] = {name: ProviderState(name) for name in PROVIDERS}
         self.resume_at = 0.0  # monotonic: no claim before (jittered resume, a full schedule)
-        # Per provider, when this worker last saw a pause lifted (monotonic): a failure of a
-        # call let go before it is stale (see `failed`).
-        self.resumed_at: dict[str, float] = {}
-        # Per provider, input tokens counted minus estimated, charged by the next permit.
+        self.resumed_at: dict[str, float] = {}  # per provider: when this worker saw a pause lifted
+        # Per provider: input tokens counted minus estimated, charged by the next permit.
         self.corrections: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
-        self.permits: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()
-        self.waited: Counter[str] = Counter()
+        self.calls, self.permits, self.rejected = Counter[str](), Counter[str](), Counter[str]()
 
     # -- shared state -----------------------------------------------------------------------
 
@@ -152,7 +125,7 @@ class Admission:
             log.info(
                 "provider_quota_forgotten",
                 provider=state.provider,
-                quota_rpm=forgotten,
+                quota_rpm=forgotten["quota_rpm"],
                 detail=f"no cut for {QUOTA_MEMORY_S:.0f} s; the adaptive rate may grow until a refusal names it anew",
             )
 
@@ -213,7 +186,6 @@ class Admission:
             raise self._paused_failure(self.states[provider])
         wait = max(float(row["wait_s"]), 0.0)
         if not row["reserved"]:
-            self.waited[provider] += 1
             self._hold_claims(wait - MAX_HOLD_S)
             raise TransientFailure(
                 "gate_wait",
@@ -257,11 +229,11 @@ class Admission:
         )
 
     def _increase(self, provider: str) -> float:
-        """The adaptive rate's increase per admitted call, in requests/min."""
+        """The adaptive rate's increase per admitted call, in requests/min: without a named
+        quota it grows with the rate, so that a cut is made good within seconds."""
         state = self.states[provider]
         if state.quota_rpm:
             return INCREASE_SHARE * state.quota_rpm
-        # No quota named: grow with the rate, so that a cut is made good within seconds.
         return max(INCREASE_RPM, UNKNOWN_INCREASE_SHARE * (state.admitted_rpm or START_RPM))
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -272,34 +244,27 @@ class Admission:
             return
         if state.tpm_limit is not None and tokens_used is not None and grant.tokens:
             self.corrections[grant.provider] += tokens_used - grant.tokens
-        if state.consecutive_failures or state.paused or grant.probe:
-            await self._record_success(grant)
+        await self._record_success(grant)
 
     async def _record_success(self, grant: Grant) -> None:
-        """The run of failures ends, and a pause is lifted by a call let go during it."""
-        provider = grant.provider
-        row = await self.db(provider_state.succeed, provider, time.monotonic() - grant.at)
-        if row is not None and row["paused"]:
+        """After failures or in a pause: the run of failures ends, and a pause is lifted by a
+        call let go during it (the probe)."""
+        state = self.states[grant.provider]
+        if not (state.consecutive_failures or state.paused or grant.probe):
+            return
+        row = await self.db(provider_state.succeed, grant.provider, time.monotonic() - grant.at)
+        if row is None:
             return  # a call from before the pause answered: the pause stands (the probe decides)
-        if self.states[provider].paused or (row is not None and row["resumed"]):
-            self.resumed_at[provider] = time.monotonic()
-        self.states[provider] = replace(
-            self.states[provider],
-            consecutive_failures=0,
-            paused_kind=None,
-            paused_reason=None,
-            paused_since=None,
-            next_probe_at=None,
-            next_probe_in_s=None,
-        )
-        if row is not None and row["resumed"]:
+        if row["resumed"]:
+            self.resumed_at[grant.provider] = time.monotonic()
             log.warning(
                 "provider_resumed",
-                provider=provider,
+                provider=grant.provider,
                 paused_kind=row["paused_kind"],
                 paused_s=round(float(row["paused_s"] or 0.0), 1),
             )
-        self.resume_at = 0.0
+        await self.refresh()
+        self.resume_at = 0.0  # the prober's worker resumes at once
         if self.doorbell is not None:
             self.doorbell.set()
 
@@ -309,10 +274,8 @@ class Admission:
         state = self.states.get(provider)
         if state is None:
             return
-        if failure.scope == "row":
-            # The provider answered: it works, whatever the row's trouble.
-            if state.consecutive_failures or state.paused or grant.probe:
-                await self._record_success(grant)
+        if failure.scope == "row":  # the provider answered: it works, whatever the row's trouble
+            await self._record_success(grant)
             return
         if failure.scope == "wait":
             await self._throttle(grant, failure)
@@ -387,7 +350,6 @@ class Admission:
 
     def render_metrics(self) -> list[str]:
         def family(name: str, kind: str, values: dict[str, float | None]) -> list[str]:
-            """One metric: its values by label set (None: not shown)."""
             shown = [
                 f"pgqe_provider_{name}{{{labels}}} {v:g}" for labels, v in values.items() if v is not None
             ]

@@ -8,6 +8,7 @@ speaks to the table, so that `status` reads it without the gate.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,14 @@ class ProviderState:
 
     def report(self) -> dict[str, Any]:
         """The shape `status --json` shows under "providers"."""
+        probe_in = self.next_probe_in_s
+        pause = {
+            "kind": self.paused_kind,
+            "reason": self.paused_reason,
+            "since": self.paused_since.isoformat() if self.paused_since else None,
+            "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
+            "next_probe_in_s": None if probe_in is None else round(max(probe_in, 0.0), 1),
+        }
         return {
             "provider": self.provider,
             "rpm_limit": self.rpm_limit,
@@ -79,45 +88,13 @@ class ProviderState:
             "quota_rpm": self.quota_rpm,
             "rejected_per_minute": round(self.rejected_per_minute, 1),
             "rejected_total": self.rejected_total,
-            "paused": None
-            if not self.paused
-            else {
-                "kind": self.paused_kind,
-                "reason": self.paused_reason,
-                "since": self.paused_since.isoformat() if self.paused_since else None,
-                "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
-                "next_probe_in_s": None
-                if self.next_probe_in_s is None
-                else round(max(self.next_probe_in_s, 0.0), 1),
-            },
+            "paused": pause if self.paused else None,
         }
 
 
-def _state(row: asyncpg.Record) -> ProviderState:
-    return ProviderState(
-        provider=row["provider"],
-        rpm_limit=row["rpm_limit"],
-        tpm_limit=row["tpm_limit"],
-        admitted_rpm=row["admitted_rpm"],
-        quota_rpm=row["quota_rpm"],
-        epoch=int(row["throttle_epoch"]),
-        consecutive_failures=int(row["consecutive_failures"]),
-        paused_kind=row["paused_kind"],
-        paused_reason=row["paused_reason"],
-        paused_since=row["paused_since"],
-        next_probe_at=row["next_probe_at"],
-        next_probe_in_s=row["next_probe_in_s"],
-        probe_by=row["probe_by"],
-        admitted_total=int(row["admitted_total"]),
-        rejected_total=int(row["rejected_total"]),
-        rejected_per_minute=float(row["rejected_per_minute"] or 0.0),
-        last_cut_s=row["last_cut_s"],
-        read_at=time.monotonic(),
-    )
-
-
 async def read_states(db: Executor) -> dict[str, ProviderState]:
-    return {row["provider"]: _state(row) for row in await db.fetch(query("provider_state_read"))}
+    rows = await db.fetch(query("provider_state_read"))
+    return {row["provider"]: ProviderState(**dict(row), read_at=time.monotonic()) for row in rows}
 
 
 def pause_line(state: ProviderState) -> str:
@@ -126,68 +103,23 @@ def pause_line(state: ProviderState) -> str:
     return f"{state.provider} paused since {since} ({state.paused_kind}){probe}: {state.paused_reason}"
 
 
-# -- statements (sql/admission.sql) ----------------------------------------------------------
+# -- statements (sql/admission.sql): each runs as `db(statement, *parameters)` --------------
 
 
-async def configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:
-    await db.execute(query("provider_state_configure"), provider, rpm, tpm)
+def _statement(name: str) -> Callable[..., Awaitable[asyncpg.Record | None]]:
+    async def run(db: Executor, *parameters: Any) -> asyncpg.Record | None:
+        return await db.fetchrow(query(name), *parameters)
+
+    run.__name__ = name.removeprefix("provider_state_")
+    return run
 
 
-async def permit(
-    db: Executor,
-    provider: str,
-    tokens: int | None,
-    correction: int,
-    max_hold: float,
-    headroom: float,
-    increase: float,
-    worker_id: str,
-    probe_max: float,
-) -> asyncpg.Record | None:
-    """One call's permit (None: the provider has no row). `tokens` None only charges `correction`."""
-    return await db.fetchrow(
-        query("provider_state_permit"),
-        provider,
-        tokens,
-        correction,
-        max_hold,
-        headroom,
-        increase,
-        worker_id,
-        probe_max,
-    )
-
-
-async def throttle(
-    db: Executor,
-    provider: str,
-    epoch: int,
-    quota_rpm: float | None,
-    decrease: float,
-    start: float,
-    floor: float,
-    mild: float,
-    window: float,
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild, window
-    )
-
-
-async def fail(
-    db: Executor, provider: str, threshold: int, kind: str, reason: str, first_probe: float, base: float
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_fail"), provider, threshold, kind, reason, first_probe, base
-    )
-
-
-async def forget_quota(db: Executor, provider: str, memory_s: float) -> float | None:
-    return await db.fetchval(query("provider_state_forget_quota"), provider, memory_s)
-
-
-async def succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
-    return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
+configure = _statement("provider_state_configure")
+permit = _statement("provider_state_permit")
+throttle = _statement("provider_state_throttle")
+fail = _statement("provider_state_fail")
+forget_quota = _statement("provider_state_forget_quota")
+succeed = _statement("provider_state_succeed")
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -203,29 +135,22 @@ async def provider_report(db: Executor) -> list[dict[str, Any]]:
 
 
 def status_lines(providers: list[dict[str, Any]]) -> list[str]:
-    """`status` in words: one line per provider, and one more for a pause."""
+    """`status` in words: one line per provider, and two more for a pause."""
     lines = []
     for item in providers:
-        limits = ", ".join(
-            f"{value:g} {unit}"
-            for value, unit in ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
-            if value is not None
-        )
-        admitted = item["admitted_rpm"]
+        units = ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
+        limits = ", ".join(f"{value:g} {unit}" for value, unit in units if value is not None)
+        admitted = "unlimited" if item["admitted_rpm"] is None else f"{item['admitted_rpm']:g} requests/min"
         lines.append(
-            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate "
-            f"{'unlimited' if admitted is None else f'{admitted:g} requests/min'}; "
+            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate {admitted}; "
             f"429s {item['rejected_per_minute']:g}/min"
         )
-        pause = item["paused"]
-        if pause:
-            probe = pause["next_probe_in_s"]
-            lines.append(
-                f"  PAUSED since {pause['since']} ({pause['kind']})"
-                + ("" if probe is None else f", next probe in {probe:.0f} s")
-                + f": {pause['reason']}"
+        if pause := item["paused"]:
+            probe = (
+                ""
+                if pause["next_probe_in_s"] is None
+                else f", next probe in {pause['next_probe_in_s']:.0f} s"
             )
-            lines.append(
-                "  lift by hand: " + RESUME_HINTS.get(item["provider"], "pgqueue_enricher_resume_provider")
-            )
+            lines.append(f"  PAUSED since {pause['since']} ({pause['kind']}){probe}: {pause['reason']}")
+            lines.append(f"  lift by hand: {RESUME_HINTS[item['provider']]}")
     return lines
