@@ -2,7 +2,6 @@
 -- schedule, adaptive rate and pause. A gated call asks pgqueue_enricher_permit once; its outcome
 -- (a quota refusal, a failure, a success after failures) is one of the statements below. From psql:
 --   SELECT * FROM pgqueue_enricher_provider_state;            -- limits, admitted rate, pause
---   UPDATE pgqueue_enricher_provider_state SET rpm_limit = 900 WHERE provider = 'gemini';
 --   SELECT pgqueue_enricher_resume_provider('gemini');        -- lift a pause by hand
 -- (a starting worker writes its PASS2_<PROVIDER>_RPM/TPM into the row: they win over an UPDATE).
 
@@ -69,19 +68,15 @@ BEGIN
     IF tpm IS NOT NULL THEN
         s.tokens_free_at := s.tokens_free_at + pg_catalog.make_interval(secs => token_correction * 60.0 / tpm);
     END IF;
-    reserved := false;
-    probe := false;
-    paused := s.paused_since IS NOT NULL;
-    epoch := s.throttle_epoch;
-    wait_s := 0;
+    reserved := false; probe := false; wait_s := 0;
+    paused := s.paused_since IS NOT NULL; epoch := s.throttle_epoch;
     IF tokens IS NULL THEN
         NULL;
     ELSIF paused AND s.next_probe_at <= asked_at THEN
         s.probe_backoff_s := least(coalesce(s.probe_backoff_s, 30) * 2, probe_max_s);
         s.next_probe_at := asked_at + pg_catalog.make_interval(secs => s.probe_backoff_s);
         s.probe_by := worker_id;
-        reserved := true;
-        probe := true;
+        reserved := true; probe := true;
     ELSIF paused THEN
         wait_s := pg_catalog.date_part('epoch', s.next_probe_at - asked_at);
     ELSE
@@ -99,13 +94,9 @@ BEGIN
     END IF;
     IF reserved OR token_correction <> 0 THEN
         UPDATE public.pgqueue_enricher_provider_state AS p
-        SET next_free_at = s.next_free_at,
-            tokens_free_at = s.tokens_free_at,
-            admitted_rpm = s.admitted_rpm,
-            admitted_total = s.admitted_total,
-            next_probe_at = s.next_probe_at,
-            probe_backoff_s = s.probe_backoff_s,
-            probe_by = s.probe_by
+        SET next_free_at = s.next_free_at, tokens_free_at = s.tokens_free_at, admitted_rpm = s.admitted_rpm,
+            admitted_total = s.admitted_total, next_probe_at = s.next_probe_at,
+            probe_backoff_s = s.probe_backoff_s, probe_by = s.probe_by
         WHERE p.provider = provider_name;
     END IF;
     RETURN NEXT;
@@ -145,8 +136,7 @@ DROP FUNCTION IF EXISTS public.pgqueue_enricher_permit(text, double precision, d
     double precision, double precision, double precision, text, double precision);
 
 -- name: provider_state_configure
--- A starting worker writes its configured limits ($1 provider, $2 requests/min or NULL,
--- $3 tokens/min or NULL).
+-- A starting worker writes its limits ($1 provider, $2 requests/min, $3 tokens/min; NULL: none).
 INSERT INTO pgqueue_enricher_provider_state AS p (provider, rpm_limit, tpm_limit)
 VALUES ($1, $2::float8, $3::float8)
 ON CONFLICT (provider) DO UPDATE

@@ -202,18 +202,17 @@ class Admission:
     async def _permit(self, provider: str, tokens: int | None) -> Any:
         """The permit statement, charging this worker's token corrections with it."""
         correction, self.corrections[provider] = self.corrections[provider], 0
+        args = (
+            tokens,
+            correction,
+            MAX_HOLD_S,
+            HEADROOM,
+            self._increase(provider),
+            self.worker_id,
+            self.probe_max,
+        )
         try:
-            row = await self.db(
-                provider_state.permit,
-                provider,
-                tokens,
-                correction,
-                MAX_HOLD_S,
-                HEADROOM,
-                self._increase(provider),
-                self.worker_id,
-                self.probe_max,
-            )
+            row = await self.db(provider_state.permit, provider, *args)
         except BaseException:
             self.corrections[provider] += correction  # not known to be charged: charge it later
             raise
@@ -326,18 +325,12 @@ class Admission:
     async def _throttle(self, grant: Grant, failure: EnrichmentFailure) -> None:
         """A per-minute quota refusal: the shared rate is cut, and the row waits for a slot."""
         self.rejected[grant.provider] += 1
+        # A refusal naming the quota is a clear signal (cut once per epoch); an unnamed 429
+        # may be noise or overload, even once a quota is known: at most one cut per window.
+        window = 0.0 if failure.quota_per_minute else DECREASE_WINDOW_S
+        factors = (DECREASE, START_RPM, FLOOR_RPM, MILD_DECREASE, window)
         row = await self.db(
-            provider_state.throttle,
-            grant.provider,
-            grant.epoch,
-            failure.quota_per_minute,
-            DECREASE,
-            START_RPM,
-            FLOOR_RPM,
-            MILD_DECREASE,
-            # A refusal naming the quota is a clear signal (cut once per epoch); an unnamed 429
-            # may be noise or overload, even once a quota is known: at most one cut per window.
-            0.0 if failure.quota_per_minute else DECREASE_WINDOW_S,
+            provider_state.throttle, grant.provider, grant.epoch, failure.quota_per_minute, *factors
         )
         self.states[grant.provider] = replace(
             self.states[grant.provider], admitted_rpm=row["admitted_rpm"], epoch=int(row["throttle_epoch"])

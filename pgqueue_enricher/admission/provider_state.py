@@ -1,8 +1,6 @@
 """The providers' shared rows (`pgqueue_enricher_provider_state`): what a worker reads of them,
-the statements it runs on them (sql/admission.sql), and how `status` prints them.
-
-gate.py decides when to run each statement and what it means for a call; this module only
-speaks to the table, so that `status` reads it without the gate.
+the statements it runs on them (sql/admission.sql), and how `status` prints them. gate.py
+decides when to run each statement; `status` reads the rows here without the gate.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ Executor = asyncpg.Pool | asyncpg.Connection
 
 
 def query(name: str) -> str:
-    """A named statement from sql/admission.sql."""
     return blocks("admission.sql")[name]
 
 

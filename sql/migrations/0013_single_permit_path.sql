@@ -48,19 +48,15 @@ BEGIN
     IF tpm IS NOT NULL THEN
         s.tokens_free_at := s.tokens_free_at + pg_catalog.make_interval(secs => token_correction * 60.0 / tpm);
     END IF;
-    reserved := false;
-    probe := false;
-    paused := s.paused_since IS NOT NULL;
-    epoch := s.throttle_epoch;
-    wait_s := 0;
+    reserved := false; probe := false; wait_s := 0;
+    paused := s.paused_since IS NOT NULL; epoch := s.throttle_epoch;
     IF tokens IS NULL THEN
         NULL;
     ELSIF paused AND s.next_probe_at <= asked_at THEN
         s.probe_backoff_s := least(coalesce(s.probe_backoff_s, 30) * 2, probe_max_s);
         s.next_probe_at := asked_at + pg_catalog.make_interval(secs => s.probe_backoff_s);
         s.probe_by := worker_id;
-        reserved := true;
-        probe := true;
+        reserved := true; probe := true;
     ELSIF paused THEN
         wait_s := pg_catalog.date_part('epoch', s.next_probe_at - asked_at);
     ELSE
@@ -78,13 +74,9 @@ BEGIN
     END IF;
     IF reserved OR token_correction <> 0 THEN
         UPDATE public.pgqueue_enricher_provider_state AS p
-        SET next_free_at = s.next_free_at,
-            tokens_free_at = s.tokens_free_at,
-            admitted_rpm = s.admitted_rpm,
-            admitted_total = s.admitted_total,
-            next_probe_at = s.next_probe_at,
-            probe_backoff_s = s.probe_backoff_s,
-            probe_by = s.probe_by
+        SET next_free_at = s.next_free_at, tokens_free_at = s.tokens_free_at, admitted_rpm = s.admitted_rpm,
+            admitted_total = s.admitted_total, next_probe_at = s.next_probe_at,
+            probe_backoff_s = s.probe_backoff_s, probe_by = s.probe_by
         WHERE p.provider = provider_name;
     END IF;
     RETURN NEXT;
