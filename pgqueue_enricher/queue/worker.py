@@ -187,6 +187,8 @@ class Worker:
         except asyncpg.UndefinedTableError:
             revision = None
         if migrations.behind_head(revision):
+            pool, self.pool = self.pool, None  # nothing of this worker is in the database to clean up
+            await pool.close()
             raise ConfigError(
                 f"the database is at schema revision {revision or 'none'}, behind this package's "
                 f"{migrations.head_revision()}: run `pgqueue-enricher migrate`"

@@ -524,3 +524,16 @@ async def test_a_named_quota_is_forgotten_after_an_hour_without_a_cut_and_the_ra
     )
     await gate.refresh()
     assert (await read_states(pool))["gemini"].quota_rpm == 900
+
+
+@pytest.mark.parametrize("revision", [None, "0012"], ids=["never migrated", "one revision behind"])
+async def test_run_refuses_a_database_behind_the_package_s_head_once_at_start_up(
+    empty_db_url: str, provider_settings: Settings, revision: str | None
+) -> None:
+    from pgqueue_enricher.schema import migrations
+
+    if revision is not None:
+        migrations.upgrade(empty_db_url, revision)
+    code, output = await run_cli(worker_settings(provider_settings, empty_db_url), "run")
+    assert code == 2, output
+    assert "run `pgqueue-enricher migrate`" in output and "behind" in output
