@@ -94,28 +94,10 @@ class InstantEmbedder:
         return None
 
 
-# Provider admission: the gate stands before providers named like the real ones. "off": the
-# instant providers keep their own name (no gate); "open": named gemini/voyage with no limit
-# (the gate's cost when nothing is configured or paused); "limited": a limit far above the
-# load on both, so every call takes a permit from the shared row; "gemini-limited": the same
-# limit on Gemini only (the usual production setting: Gemini's quota is the one that binds).
-GATES = ("off", "open", "limited", "gemini-limited")
-
-
-def instant_providers(describer: InstantDescriber | None = None, gate: str = "off") -> Providers:
-    describer = describer or InstantDescriber()
-    embedder = InstantEmbedder()
-    if gate != "off":
-        describer.name, embedder.name = "gemini", "voyage"
-    return Providers(InstantStore(), describer, embedder)  # type: ignore[arg-type]
-
-
-def gate_settings(gate: str) -> dict[str, Any]:
-    limits = {
-        "limited": {"pass2_gemini_rpm": 1e9, "pass2_voyage_rpm": 1e9},
-        "gemini-limited": {"pass2_gemini_rpm": 1e9},
-    }
-    return limits.get(gate, {})
+def instant_providers(describer: InstantDescriber | None = None) -> Providers:
+    """Instant providers under their own names: the admission gate does not stand before them
+    (the gate is judged against a provider with latency, bench/quota.py)."""
+    return Providers(InstantStore(), describer or InstantDescriber(), InstantEmbedder())  # type: ignore[arg-type]
 
 
 def bench_settings(url: str, **overrides: Any) -> Settings:

@@ -7,7 +7,7 @@ notes the time its describer is first called for the pointer, which is after the
 returned, so the figure is commit → claimed → work started. Both clocks are this machine's.
 Prints p50, p90, p99 and max in milliseconds.
 
-    .venv/bin/python bench/pickup_latency.py [--pointers 500] [--rate 50] [--gate open] [--rounds 1]
+    .venv/bin/python bench/pickup_latency.py [--pointers 500] [--rate 50] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
-    GATES,
     InstantDescriber,
     bench_settings,
-    gate_settings,
     instant_providers,
     migrated_database,
     seed_pointers,
@@ -69,15 +67,13 @@ def insert_at_rate(url: str, page: str, count: int, rate: float) -> None:
     print(json.dumps(committed))
 
 
-async def measure(url: str, count: int, rate: float, gate: str = "off") -> list[float]:
+async def measure(url: str, count: int, rate: float) -> list[float]:
     page = await seed_pointers(url, 0)
     describer = StampingDescriber()
     describer.expected = count
-    settings = bench_settings(url, pass2_poll_interval=30.0, pass2_max_concurrent=8, **gate_settings(gate))
+    settings = bench_settings(url, pass2_poll_interval=30.0, pass2_max_concurrent=8)
     stop = asyncio.Event()
-    worker = Worker(
-        settings, providers=instant_providers(describer, gate), stop_event=stop, worker_id="pickup"
-    )
+    worker = Worker(settings, providers=instant_providers(describer), stop_event=stop, worker_id="pickup")
     task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.listener.ready.wait(), 30)
     inserter = await asyncio.create_subprocess_exec(
@@ -113,9 +109,6 @@ def main() -> int:
     parser.add_argument("--pointers", type=int, default=500)
     parser.add_argument("--rate", type=float, default=50.0, help="inserts per second")
     parser.add_argument(
-        "--gate", choices=GATES, default="open", help="provider admission gate (bench/common.py GATES)"
-    )
-    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -130,10 +123,9 @@ def main() -> int:
 
     configure_logging("console", "WARNING")
     with migrated_database("pgqe_bench_pickup") as url:
-        runs = [asyncio.run(measure(url, args.pointers, args.rate, args.gate)) for _ in range(args.rounds)]
+        runs = [asyncio.run(measure(url, args.pointers, args.rate)) for _ in range(args.rounds)]
     print(
-        f"{args.pointers} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval, "
-        f"admission gate {args.gate}"
+        f"{args.pointers} inserts at {args.rate:.0f}/s from another process, idle worker, 30 s poll interval"
     )
     for latencies in runs:
         print(

@@ -2,9 +2,7 @@
 -- pgqueue_enricher.sqlfiles; parameters are positional ($1, $2, ...) and documented per
 -- block. Nothing here is ever built by string formatting: every value is a parameter.
 
--- name: pointers_claim_head
--- Not a statement by itself: the head both claims share (pointers_claim and
--- pointers_claim_with_permits put it where they say `-- include: pointers_claim_head`).
+-- name: pointers_claim
 -- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds, skipping rows
 -- locked by other claimers and rows waiting for a retry. Order (sql/definitions/scheduling.sql): the
 -- interactive lane before the backfill lane; within a lane the lowest turns first, which
@@ -12,7 +10,7 @@
 -- within a turn. Both lanes are ordered scans of idx_pointers_enrichment_turn. The page
 -- context is joined after the claim (LEFT JOIN) so that a pointer whose page or discipline
 -- row is missing is still claimed, and then failed with a reason, instead of blocking.
--- `claimed_rows.n` numbers the claimed rows in that order.
+-- Returns the rows with their page context, in that order.
 WITH interactive AS (
     SELECT id
     FROM pointers
@@ -59,50 +57,14 @@ WITH interactive AS (
     LEFT JOIN pages AS pg ON pg.id = claimed.page_id
     LEFT JOIN disciplines AS d ON d.id = pg.discipline_id
 )
-
--- name: pointers_claim
--- Claim up to $1 pending rows for worker $2 with a lease of $3 seconds (pointers_claim_head
--- says in which order and why), and return them with their page context, in that order.
--- include: pointers_claim_head
 SELECT * FROM claimed_rows ORDER BY n;
 
--- name: pointers_claim_with_permits
--- pointers_claim ($1-$3), and in the same statement the gated provider's permit for each
--- claimed row, as sql/admission.sql provider_state_acquire draws it: $4 provider, $5
--- longest wait worth reserving, $6 headroom, $7 adaptive increase per call, $8 tokens to
--- charge first. Each row's estimated input tokens are admission.describe_tokens': $9 the
--- image's tokens plus the prompt's fixed labels, $10 the instruction's characters, $11
--- characters per token, and the row's own text. Why (pgqueue_enricher/permits.py): with
--- the permit riding on the claim, a gated describe call costs no round trip of its own.
--- No row claimed, no permit drawn (the function is not called). The permit function turns
--- off synchronous_commit for its transaction, here the claim's: a claim lost to a crash of
--- Postgres itself leaves the row pending, and every write of this claim is fenced by its
--- attempt, so the lost claim's worker writes nothing.
--- include: pointers_claim_head
-, asks AS (
-    SELECT array_agg(($9::int + ($10::int + length(coalesce(r.sheet_reflection, ''))
-               + length(coalesce(r.page_name, '')) + length(coalesce(r.discipline_name, ''))
-               + length(r.title)) / $11::int)::float8 ORDER BY r.n) AS tokens
-    FROM claimed_rows AS r
-    HAVING count(*) > 0
-), permits AS (
-    SELECT g.n, g.slot, g.wait_s, g.reserved, g.paused, g.epoch
-    FROM asks, public.pgqueue_enricher_acquire_permits($4, asks.tokens, $5, $6, $7, $8) AS g
-)
-SELECT r.*, p.slot AS permit_slot, p.wait_s AS permit_wait_s, p.reserved AS permit_reserved,
-       p.paused AS permit_paused, p.epoch AS permit_epoch
-FROM claimed_rows AS r
-LEFT JOIN permits AS p ON p.n = r.n
-ORDER BY r.n;
-
--- name: pointers_checkpoint_head
--- Not a statement by itself: the write both checkpoints share (pointers_checkpoint and
--- pointers_checkpoint_with_permit put it where they say `-- include: pointers_checkpoint_head`).
+-- name: pointers_checkpoint
 -- Store the description before the embedding call ($1 id, $2 worker, $3 attempt,
 -- $4 description, $5 cross_references json, $6 metadata json), so a retry after an
 -- embedding failure reuses it instead of paying for the model again. Fenced. Metadata is
 -- merged: keys another writer put there (the host's reground_instruction, regrounded_at)
--- stay beside ours.
+-- stay beside ours. Returns the row's id when it was written.
 WITH saved AS (
     UPDATE pointers
     SET description = $4,
@@ -112,34 +74,7 @@ WITH saved AS (
       AND enrichment_locked_by = $2 AND enrichment_attempts = $3
     RETURNING id
 )
-
--- name: pointers_checkpoint
--- The checkpoint ($1-$6: pointers_checkpoint_head); the row's id when it was written.
--- include: pointers_checkpoint_head
 SELECT id FROM saved;
-
--- name: pointers_checkpoint_with_permit
--- pointers_checkpoint ($1-$6), and in the same statement, once the row is written, the
--- gated embedder's permit for the embedding call that follows, as sql/admission.sql
--- provider_state_acquire draws it: $7 provider, $8 longest wait worth reserving, $9
--- headroom, $10 adaptive increase per call, $11 tokens to charge first, $12 the call's
--- estimated input tokens. Why (pgqueue_enricher/permits.py): the checkpoint is the
--- statement right before the embedding call, so its permit costs no statement of its own.
--- Not written (the lease is lost), no permit drawn: the function is not called. The permit
--- function turns off synchronous_commit for its transaction, here the checkpoint's: a
--- checkpoint lost to a crash of Postgres itself costs the row a second describe call on its
--- next attempt, and the write-back, which commits synchronously, flushes it with its own.
--- include: pointers_checkpoint_head
-, asks AS (
-    SELECT ARRAY[$12::float8] AS tokens FROM saved
-), permits AS (
-    SELECT g.slot, g.wait_s, g.reserved, g.paused, g.epoch
-    FROM asks, public.pgqueue_enricher_acquire_permits($7, asks.tokens, $8, $9, $10, $11) AS g
-)
-SELECT saved.id, p.slot AS permit_slot, p.wait_s AS permit_wait_s, p.reserved AS permit_reserved,
-       p.paused AS permit_paused, p.epoch AS permit_epoch
-FROM saved
-LEFT JOIN permits AS p ON true;
 
 -- name: pointers_complete
 -- The write-back ($1 id, $2 worker, $3 attempt, $4 description, $5 cross_references
@@ -503,3 +438,7 @@ LEFT JOIN pointers AS tp ON tp.id = l.target_pointer_id
 WHERE ($1::uuid IS NULL OR l.project_id = $1::uuid)
 ORDER BY l.project_id, pg.page_name, p.title, l.pointer_id
 LIMIT $2;
+
+-- name: schema_revision
+-- The revision the database was migrated to (the worker checks it once at start-up).
+SELECT version_num FROM pgqueue_enricher_alembic_version;

@@ -1,13 +1,12 @@
 """The providers' shared rows (`pgqueue_enricher_provider_state`): what a worker reads of them,
-the statements it runs on them (sql/definitions/admission.sql), and how `status` prints them.
-
-admission.py decides when to run each statement and what it means for a call; this module
-only speaks to the table, so that `status` and the CLI read it without the gate's machinery.
+the statements it runs on them (sql/provider_state.sql), and how `status` prints them. gate.py
+decides when to run each statement; `status` reads the rows here without the gate.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +19,7 @@ Executor = asyncpg.Pool | asyncpg.Connection
 
 
 def query(name: str) -> str:
-    """A named statement from sql/definitions/admission.sql."""
-    return blocks("definitions/admission.sql")[name]
+    return blocks("provider_state.sql")[name]
 
 
 # How to lift each provider's pause by hand, as printed by `status` and the pause log line.
@@ -71,6 +69,14 @@ class ProviderState:
 
     def report(self) -> dict[str, Any]:
         """The shape `status --json` shows under "providers"."""
+        probe_in = self.next_probe_in_s
+        pause = {
+            "kind": self.paused_kind,
+            "reason": self.paused_reason,
+            "since": self.paused_since.isoformat() if self.paused_since else None,
+            "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
+            "next_probe_in_s": None if probe_in is None else round(max(probe_in, 0.0), 1),
+        }
         return {
             "provider": self.provider,
             "rpm_limit": self.rpm_limit,
@@ -79,50 +85,13 @@ class ProviderState:
             "quota_rpm": self.quota_rpm,
             "rejected_per_minute": round(self.rejected_per_minute, 1),
             "rejected_total": self.rejected_total,
-            "paused": None
-            if not self.paused
-            else {
-                "kind": self.paused_kind,
-                "reason": self.paused_reason,
-                "since": self.paused_since.isoformat() if self.paused_since else None,
-                "next_probe_at": self.next_probe_at.isoformat() if self.next_probe_at else None,
-                "next_probe_in_s": None
-                if self.next_probe_in_s is None
-                else round(max(self.next_probe_in_s, 0.0), 1),
-            },
+            "paused": pause if self.paused else None,
         }
 
 
-def _state(row: asyncpg.Record) -> ProviderState:
-    return ProviderState(
-        provider=row["provider"],
-        rpm_limit=row["rpm_limit"],
-        tpm_limit=row["tpm_limit"],
-        admitted_rpm=row["admitted_rpm"],
-        quota_rpm=row["quota_rpm"],
-        epoch=int(row["throttle_epoch"]),
-        consecutive_failures=int(row["consecutive_failures"]),
-        paused_kind=row["paused_kind"],
-        paused_reason=row["paused_reason"],
-        paused_since=row["paused_since"],
-        next_probe_at=row["next_probe_at"],
-        next_probe_in_s=row["next_probe_in_s"],
-        probe_by=row["probe_by"],
-        admitted_total=int(row["admitted_total"]),
-        rejected_total=int(row["rejected_total"]),
-        rejected_per_minute=float(row["rejected_per_minute"] or 0.0),
-        last_cut_s=row["last_cut_s"],
-        read_at=time.monotonic(),
-    )
-
-
 async def read_states(db: Executor) -> dict[str, ProviderState]:
-    return {row["provider"]: _state(row) for row in await db.fetch(query("provider_state_read"))}
-
-
-async def resume_provider(db: Executor, provider: str) -> bool:
-    """What `SELECT pgqueue_enricher_resume_provider(...)` does, for Python callers."""
-    return bool(await db.fetchval("SELECT pgqueue_enricher_resume_provider($1)", provider))
+    rows = await db.fetch(query("provider_state_read"))
+    return {row["provider"]: ProviderState(**dict(row), read_at=time.monotonic()) for row in rows}
 
 
 def pause_line(state: ProviderState) -> str:
@@ -131,75 +100,23 @@ def pause_line(state: ProviderState) -> str:
     return f"{state.provider} paused since {since} ({state.paused_kind}){probe}: {state.paused_reason}"
 
 
-# -- statements (sql/definitions/admission.sql) -----------------------------------------------
+# -- statements (sql/provider_state.sql): each runs as `db(statement, *parameters)` --------------
 
 
-async def configure(db: Executor, provider: str, rpm: float | None, tpm: float | None) -> None:
-    await db.execute(query("provider_state_configure"), provider, rpm, tpm)
+def _statement(name: str) -> Callable[..., Awaitable[asyncpg.Record | None]]:
+    async def run(db: Executor, *parameters: Any) -> asyncpg.Record | None:
+        return await db.fetchrow(query(name), *parameters)
+
+    run.__name__ = name.removeprefix("provider_state_")
+    return run
 
 
-async def acquire_batch(
-    db: Executor,
-    provider: str,
-    tokens: list[int],
-    max_hold: float,
-    headroom: float,
-    increase: float,
-    correction: int,
-    function: bool = True,
-) -> list[asyncpg.Record]:
-    """The permits of a batch: through the function that keeps its plan (0011), or else the
-    same statement parsed and planned on every call."""
-    statement = query("provider_permits_acquire") if function else query("provider_state_acquire")
-    return await db.fetch(statement, provider, tokens, max_hold, headroom, increase, correction)
-
-
-async def permit_function_callable(db: Executor) -> bool:
-    return bool(await db.fetchval(query("provider_permits_callable")))
-
-
-async def acquire(
-    db: Executor, provider: str, tokens: int, max_hold: float, headroom: float, increase: float
-) -> asyncpg.Record:
-    """One call's permit in a statement of its own (what a batch of one is)."""
-    (row,) = await acquire_batch(db, provider, [tokens], max_hold, headroom, increase, 0)
-    return row
-
-
-async def throttle(
-    db: Executor,
-    provider: str,
-    epoch: int,
-    quota_rpm: float | None,
-    decrease: float,
-    start: float,
-    floor: float,
-    mild: float,
-    window: float,
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_throttle"), provider, epoch, quota_rpm, decrease, start, floor, mild, window
-    )
-
-
-async def fail(
-    db: Executor, provider: str, threshold: int, kind: str, reason: str, first_probe: float, base: float
-) -> asyncpg.Record:
-    return await db.fetchrow(
-        query("provider_state_fail"), provider, threshold, kind, reason, first_probe, base
-    )
-
-
-async def forget_quota(db: Executor, provider: str, memory_s: float) -> float | None:
-    return await db.fetchval(query("provider_state_forget_quota"), provider, memory_s)
-
-
-async def succeed(db: Executor, provider: str, call_age_s: float) -> asyncpg.Record | None:
-    return await db.fetchrow(query("provider_state_succeed"), provider, call_age_s)
-
-
-async def take_probe(db: Executor, provider: str, worker_id: str, max_backoff: float) -> bool:
-    return await db.fetchval(query("provider_state_probe_take"), provider, worker_id, max_backoff) is not None
+configure = _statement("provider_state_configure")
+permit = _statement("provider_state_permit")
+throttle = _statement("provider_state_throttle")
+fail = _statement("provider_state_fail")
+forget_quota = _statement("provider_state_forget_quota")
+succeed = _statement("provider_state_succeed")
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -215,29 +132,22 @@ async def provider_report(db: Executor) -> list[dict[str, Any]]:
 
 
 def status_lines(providers: list[dict[str, Any]]) -> list[str]:
-    """`status` in words: one line per provider, and one more for a pause."""
+    """`status` in words: one line per provider, and two more for a pause."""
     lines = []
     for item in providers:
-        limits = ", ".join(
-            f"{value:g} {unit}"
-            for value, unit in ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
-            if value is not None
-        )
-        admitted = item["admitted_rpm"]
+        units = ((item["rpm_limit"], "requests/min"), (item["tpm_limit"], "tokens/min"))
+        limits = ", ".join(f"{value:g} {unit}" for value, unit in units if value is not None)
+        admitted = "unlimited" if item["admitted_rpm"] is None else f"{item['admitted_rpm']:g} requests/min"
         lines.append(
-            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate "
-            f"{'unlimited' if admitted is None else f'{admitted:g} requests/min'}; "
+            f"{item['provider']}: limits {limits or 'none (adaptive)'}; admitted rate {admitted}; "
             f"429s {item['rejected_per_minute']:g}/min"
         )
-        pause = item["paused"]
-        if pause:
-            probe = pause["next_probe_in_s"]
-            lines.append(
-                f"  PAUSED since {pause['since']} ({pause['kind']})"
-                + ("" if probe is None else f", next probe in {probe:.0f} s")
-                + f": {pause['reason']}"
+        if pause := item["paused"]:
+            probe = (
+                ""
+                if pause["next_probe_in_s"] is None
+                else f", next probe in {pause['next_probe_in_s']:.0f} s"
             )
-            lines.append(
-                "  lift by hand: " + RESUME_HINTS.get(item["provider"], "pgqueue_enricher_resume_provider")
-            )
+            lines.append(f"  PAUSED since {pause['since']} ({pause['kind']}){probe}: {pause['reason']}")
+            lines.append(f"  lift by hand: {RESUME_HINTS[item['provider']]}")
     return lines

@@ -1,8 +1,8 @@
 """One claimed pointer from its crop to its settled row: every write of its outcome is here.
 
-Enrich: crop → description → checkpoint, with the embedding beside it (after it when its
-permit rides on the checkpoint). Settle: complete,
-retry later, fail, or write nothing when the lease was lost. Every write is fenced by the
+Enrich: crop → description → checkpoint, with the embedding beside it; each provider call
+asks the worker's gate for its permit first and reports its outcome with that grant. Settle:
+complete, retry later, fail, or write nothing when the lease was lost. Every write is fenced by the
 claim (pointer, worker, attempt), so a worker that lost its lease can never overwrite the
 new owner's work; and each step that costs money is followed by a write, so that a crash or
 a retry never pays for the same step twice (a later attempt reuses the checkpointed
@@ -17,9 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
-from pgqueue_enricher.admission.gate import Admission, current_pointer
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.ops.metrics import WorkerMetrics
@@ -37,6 +36,18 @@ log = get_logger("pgqueue_enricher.queue.pipeline")
 
 # The worker's `db(operation, *args)`: runs a queue function on the pool, over reconnects.
 DbCall = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
+
+
+class Gate(Protocol):
+    """Provider admission as the pipeline sees it (the worker hands it one): a grant before
+    each provider call, and the call's outcome reported with that grant."""
+
+    async def admit(self, provider: str, text: str, image: bool = False) -> Any: ...
+
+    async def succeeded(self, grant: Any, tokens_used: int | None) -> None: ...
+
+    async def failed(self, grant: Any, failure: EnrichmentFailure) -> None: ...
 
 
 class LeaseLost(Exception):
@@ -98,19 +109,18 @@ class Pipeline:
         providers: Providers,
         db: DbCall,
         metrics: WorkerMetrics,
-        admission: Admission | None = None,
+        gate: Gate,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.providers = providers
         self.db = db
         self.metrics = metrics
-        self.admission = admission  # the gate of `providers` (None: not gated)
+        self.gate = gate
 
     async def process(self, pointer: statements.ClaimedPointer) -> Settled:
         """Enrich the pointer and settle its row; no exception but a cancel escapes."""
         started = time.perf_counter()
-        current_pointer.set(str(pointer.id))  # this task's: its gated calls find their grants by it
         fence = pointer.fence(self.worker_id)
         base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
         try:
@@ -169,17 +179,25 @@ class Pipeline:
             crop = await providers.store.fetch(pointer.png_path)
             timings["download_ms"] = _ms(start)
             start = time.perf_counter()
-            output = await providers.describer.describe(
-                EnrichmentInput(
-                    pointer_id=str(pointer.id),
-                    cropped_image_bytes=crop,
-                    sheet_reflection=pointer.sheet_reflection,
-                    page_name=pointer.page_name or "",
-                    discipline_name=pointer.discipline_name or "",
-                    pointer_title=pointer.title,
-                    reground_instruction=_reground_instruction(pointer.metadata),
-                    lane=pointer.lane,
-                )
+            item = EnrichmentInput(
+                pointer_id=str(pointer.id),
+                cropped_image_bytes=crop,
+                sheet_reflection=pointer.sheet_reflection,
+                page_name=pointer.page_name or "",
+                discipline_name=pointer.discipline_name or "",
+                pointer_title=pointer.title,
+                reground_instruction=_reground_instruction(pointer.metadata),
+                lane=pointer.lane,
+            )
+            prompt = "".join(
+                (item.sheet_reflection or "", item.page_name, item.discipline_name, item.pointer_title)
+            )
+            output = await self._gated(
+                providers.describer.name,
+                prompt,
+                True,
+                lambda: providers.describer.describe(item),
+                _prompt_tokens,
             )
             timings["describe_ms"] = _ms(start)
             # A lane whose tier the API refused is written down once, for `status` (providers/tiers.py).
@@ -215,9 +233,30 @@ class Pipeline:
         )
         return Enriched(description, references, embedding.vector, metadata, timings, stored is not None)
 
+    async def _gated(
+        self,
+        provider: str,
+        text: str,
+        image: bool,
+        call: Callable[[], Awaitable[T]],
+        tokens_used: Callable[[T], int | None],
+    ) -> T:
+        """One provider call behind the gate: its permit first, then its outcome with that grant."""
+        grant = await self.gate.admit(provider, text, image)
+        try:
+            result = await call()
+        except EnrichmentFailure as failure:
+            await self.gate.failed(grant, failure)
+            raise
+        await self.gate.succeeded(grant, tokens_used(result))
+        return result
+
     async def _embed(self, text: str, timings: dict[str, int]) -> Embedding:
         start = time.perf_counter()
-        embedding = await self.providers.embedder.embed(text)
+        embedder = self.providers.embedder
+        embedding = await self._gated(
+            embedder.name, text, False, lambda: embedder.embed(text), lambda e: e.total_tokens or None
+        )
         timings["embed_ms"] = _ms(start)
         return embedding
 
@@ -230,26 +269,18 @@ class Pipeline:
         text: str,
         timings: dict[str, int],
     ) -> Embedding:
-        """The checkpoint write and the embedding (its permit, then the call) at the same time,
-        or, when the embedding's permit rides on the checkpoint, one after the other.
+        """The checkpoint write and the embedding (its permit, then the call) at the same time.
 
         Neither needs the other: the checkpoint keeps the paid-for description for a retry
         should the embedding fail, and that still holds because the outcome waits for both.
         An embedding failure is acted on only once the checkpoint has landed, so the retry
         reuses it; a lost lease (or a database error) on the checkpoint discards the
-        embedding, whose call is cancelled or, at worst, paid once for nothing. Side by side,
-        the checkpoint's commit is off the path before the Voyage call.
-
-        With a limit set on the embedder, its permit is drawn by the checkpoint statement
-        itself (Admission.checkpoint): no statement of its own, at the cost of the call
-        waiting for the write, a few milliseconds beside the describe call's seconds.
+        embedding, whose call is cancelled or, at worst, paid once for nothing.
         """
-        if self.admission is not None and self.admission.checkpoint_carries_permit():
-            await self._checkpoint(fence, description, references, metadata, embed_text=text)
-            return await self._embed(text, timings)
         embedding_task = asyncio.ensure_future(self._embed(text, timings))
         try:
-            await self._checkpoint(fence, description, references, metadata)
+            if not await self.db(statements.checkpoint, fence, description, references, metadata):
+                raise LeaseLost()
         except BaseException:
             embedding_task.cancel()
             await asyncio.gather(embedding_task, return_exceptions=True)
@@ -257,26 +288,6 @@ class Pipeline:
         return await embedding_task
 
     # -- settle: each a fenced write -----------------------------------------------------
-
-    async def _checkpoint(
-        self,
-        fence: statements.Fence,
-        description: str,
-        references: list[str],
-        metadata: dict[str, Any],
-        embed_text: str | None = None,
-    ) -> None:
-        """The paid-for description, kept before the embedding call in case that fails; with
-        `embed_text`, drawing that call's permit too (Admission.checkpoint)."""
-        if embed_text is None:
-            written = await self.db(statements.checkpoint, fence, description, references, metadata)
-        else:
-            assert self.admission is not None
-            written = await self.db(
-                self.admission.checkpoint, fence, description, references, metadata, embed_text
-            )
-        if not written:
-            raise LeaseLost()
 
     async def _complete(self, fence: statements.Fence, enriched: Enriched) -> None:
         written = await self.db(
@@ -364,6 +375,13 @@ class Pipeline:
         self.metrics.lost += 1
         log.warning("pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written")
         return Settled("lease_lost")
+
+
+def _prompt_tokens(output: Any) -> int | None:
+    """Input tokens the provider counted for a describe call (its usage_metadata), if it said."""
+    usage = output.metadata.get("usage") or {}
+    used = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return used if isinstance(used, int) else None
 
 
 def _reground_instruction(metadata: dict[str, Any] | None) -> str | None:

@@ -79,18 +79,6 @@ async def claim(db: Executor, limit: int, worker_id: str, lease_seconds: float) 
     return [claimed_pointer(row) for row in rows]
 
 
-async def claim_with_permits(
-    db: Executor, limit: int, worker_id: str, lease_seconds: float, *permit_args: Any
-) -> list[asyncpg.Record]:
-    """The claim with each row's permit drawn in the same statement (`pointers_claim_with_permits`):
-    the rows, to be read with `claimed_pointer`, and their `permit_*` columns (admission.py)."""
-    if limit <= 0:
-        return []
-    return await db.fetch(
-        query("pointers_claim_with_permits"), limit, worker_id, float(lease_seconds), *permit_args
-    )
-
-
 def claimed_pointer(row: asyncpg.Record) -> ClaimedPointer:
     return ClaimedPointer(
         id=row["id"],
@@ -109,11 +97,11 @@ def claimed_pointer(row: asyncpg.Record) -> ClaimedPointer:
     )
 
 
-def _checkpoint_parameters(
-    fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
-) -> tuple[Any, ...]:
-    """$1-$6 of pointers_checkpoint_head, which both checkpoints include."""
-    return (
+async def checkpoint(
+    db: Executor, fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
+) -> bool:
+    row = await db.fetchval(
+        query("pointers_checkpoint"),
         fence.pointer_id,
         fence.worker_id,
         fence.attempt,
@@ -121,28 +109,7 @@ def _checkpoint_parameters(
         _json(cross_references),
         _json(metadata),
     )
-
-
-async def checkpoint(
-    db: Executor, fence: Fence, description: str, cross_references: list[str], metadata: dict[str, Any]
-) -> bool:
-    parameters = _checkpoint_parameters(fence, description, cross_references, metadata)
-    return await db.fetchval(query("pointers_checkpoint"), *parameters) is not None
-
-
-async def checkpoint_with_permit(
-    db: Executor,
-    fence: Fence,
-    description: str,
-    cross_references: list[str],
-    metadata: dict[str, Any],
-    *permit_args: Any,
-) -> asyncpg.Record | None:
-    """The checkpoint with the embedding call's permit drawn in the same statement
-    (`pointers_checkpoint_with_permit`): its `permit_*` columns (admission.py), None when the
-    lease was lost and nothing was written."""
-    parameters = _checkpoint_parameters(fence, description, cross_references, metadata)
-    return await db.fetchrow(query("pointers_checkpoint_with_permit"), *parameters, *permit_args)
+    return row is not None
 
 
 async def complete(

@@ -45,8 +45,9 @@ from pgqueue_enricher.queue.outages import (
 )
 from pgqueue_enricher.queue.pipeline import Pipeline
 from pgqueue_enricher.redact import exception_reason, register_settings_secrets
+from pgqueue_enricher.schema import migrations
 from pgqueue_enricher.schema.sqlfiles import query
-from pgqueue_enricher.settings import Settings
+from pgqueue_enricher.settings import ConfigError, Settings
 
 T = TypeVar("T")
 PROGRESS_INTERVAL = 0.5  # seconds between drain-mode counts while claims succeed
@@ -179,6 +180,20 @@ class Worker:
             on_retry,
         )
 
+    async def _check_schema(self) -> None:
+        """Once, before the first claim: every statement of this package assumes its head revision."""
+        try:
+            revision = await self.db(lambda pool: pool.fetchval(query("schema_revision")))
+        except asyncpg.UndefinedTableError:
+            revision = None
+        if migrations.behind_head(revision):
+            pool, self.pool = self.pool, None  # nothing of this worker is in the database to clean up
+            await pool.close()
+            raise ConfigError(
+                f"the database is at schema revision {revision or 'none'}, behind this package's "
+                f"{migrations.head_revision()}: run `pgqueue-enricher migrate`"
+            )
+
     async def _ping_listener(self, channel: str) -> None:
         """The listener's health NOTIFY, from a pool session (never the listening one)."""
         await self.db(lambda pool: pool.execute(query("listener_ping"), channel), attempts=1)
@@ -203,14 +218,8 @@ class Worker:
         def done(_task: asyncio.Task[None], pointer_id: uuid.UUID = pointer.id) -> None:
             self.in_flight.pop(pointer_id, None)
             self.leases.forget(pointer_id)
-            self.admission.settled(pointer_id)
             self.lost.discard(pointer_id)
-            if (
-                self.shutting_down
-                or self.stop_event.is_set()
-                or self.admission.paused()
-                or self.admission.probe
-            ):
+            if self.shutting_down or self.stop_event.is_set() or self.admission.paused():
                 self.doorbell.set()  # the loop decides: stopping, paused, probing
                 return
             if self.queue_seen_empty and not self.drain:
@@ -318,11 +327,11 @@ class Worker:
             return None
         self.claiming += free  # before the first await: a claim beside this one sees them taken
         try:
-            allowed = await self.admission.claimable(free, self.in_flight)  # 0 while paused
+            allowed = self.admission.claimable(free, len(self.in_flight))  # 0 while paused
             if allowed <= 0:
                 return 0
             sent = time.monotonic()
-            claimed = await self.admission.claim(allowed, self.worker_id, self.lease)
+            claimed = await self.claim_rows(allowed)
             self.queue_seen_empty = len(claimed) < allowed
         finally:
             self.claiming -= free
@@ -330,7 +339,6 @@ class Worker:
                 self.claim_again = False
                 self.doorbell.set()
         self.leases.renewed((pointer.id for pointer in claimed), sent)
-        self.admission.claimed([pointer.id for pointer in claimed])
         for pointer in claimed:
             self.metrics.claims += 1
             log.info(
@@ -341,6 +349,9 @@ class Worker:
             )
             self._start(pointer)
         return len(claimed)
+
+    async def claim_rows(self, limit: int) -> list[statements.ClaimedPointer]:
+        return await self.db(statements.claim, limit, self.worker_id, self.lease, attempts=1)
 
     async def _drained(self, claimed: int | None) -> bool:
         """Drain mode: done once a claim found nothing and no row is pending or processing.
@@ -438,14 +449,14 @@ class Worker:
             if owns_providers:
                 await self.providers.aclose()
             raise
-        gated = self.admission.wrap(self.providers)  # provider admission: the gate before each call
         self.pipeline = Pipeline(
-            self.settings, self.worker_id, gated, self.settle_db, self.metrics, admission=self.admission
+            self.settings, self.worker_id, self.providers, self.settle_db, self.metrics, gate=self.admission
         )
         side_tasks: list[asyncio.Task[None]] = []
         try:
             self.pool = await self._open_pool()
             self.metrics.pool = self.pool
+            await self._check_schema()
             await self.admission.start()
             side_tasks = [
                 asyncio.create_task(supervised(name, duty, self.closing), name=name)

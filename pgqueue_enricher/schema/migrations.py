@@ -130,6 +130,16 @@ def head_revision() -> str:
     return head
 
 
+def behind_head(revision: str | None) -> bool:
+    """Whether a database at `revision` (None: never migrated) lacks revisions this installation
+    ships. A revision this installation does not know is a newer package's: not behind."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(None))
+    known = {item.revision for item in script.walk_revisions()}
+    return revision is None or (revision in known and revision != script.get_current_head())
+
+
 # The id columns every statement of this project compares as uuid: projects → disciplines →
 # pages → pointers, and the keys that join them.
 ID_COLUMNS = (

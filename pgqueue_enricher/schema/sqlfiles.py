@@ -10,8 +10,7 @@ The files ship inside the package (`pgqueue_enricher/_sql`, a link to the reposi
 never from a path beside the source tree. A file is split into named blocks by
 `-- name: <block>` lines, so a reviewer reads SQL as SQL and the code asks for statements
 by name (`query("pointers_claim")`). A block may take in another block of its file with a
-line `-- include: <block>` (the two claims share their head that way), so that SQL written
-once stays written once.
+line `-- include: <block>`, so that SQL written once stays written once.
 """
 
 from __future__ import annotations

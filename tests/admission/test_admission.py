@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 
 from pgqueue_enricher.admission import gate as admission
 from pgqueue_enricher.admission import provider_state
-from pgqueue_enricher.admission.gate import HEADROOM, Admission, ProviderState, read_states
+from pgqueue_enricher.admission.gate import HEADROOM, Admission, Grant, ProviderState, read_states
 from pgqueue_enricher.errors import PermanentFailure, TransientFailure
 from pgqueue_enricher.settings import ConfigError, Settings, load_settings
 from tests.fakes.server import FakeServer
@@ -26,6 +25,20 @@ from tests.support.harness import RowWatcher, run_cli, running_worker, worker_se
 from tests.support.helpers import insert_pointers, make_page, raised_failure
 
 PROVIDER_CHANNEL = "test_provider_changed"
+
+
+def text_of(tokens: int) -> str:
+    """A call's input text whose estimate (gate.estimate_tokens, no image) is `tokens`."""
+    return "x" * ((tokens - 1) * 4)
+
+
+async def admit(gate: Admission, provider: str = "gemini", tokens: int = 1000) -> Grant:
+    return await gate.admit(provider, text_of(tokens))
+
+
+async def permit(db: Any, tokens: int | None = 1000, hold: float = 20.0, increase: float = 0.0) -> Any:
+    """A Gemini permit straight from the function, as a worker's gate asks it."""
+    return await provider_state.permit(db, "gemini", tokens, 0, hold, HEADROOM, increase, "w-test", 60.0)
 
 
 def admission_for(pool: asyncpg.Pool, worker_id: str, **settings: Any) -> Admission:
@@ -82,7 +95,7 @@ async def test_permits_of_two_workers_get_their_own_slots_in_time_order(pool: as
     await two.start()
     waits = []
     for gate in (one, two, one, two, one, two):
-        row = await gate.db(provider_state.acquire, "gemini", 1000, 20.0, HEADROOM, 0.0)
+        row = await gate.db(permit)
         assert row["reserved"]
         waits.append(row["wait_s"])
     spacing = 60 / (600 * HEADROOM)
@@ -94,7 +107,7 @@ async def test_permits_of_two_workers_get_their_own_slots_in_time_order(pool: as
 async def test_a_waiter_sleeps_until_its_slot_holding_no_connection(pool: asyncpg.Pool) -> None:
     gate = admission_for(pool, "w1", pass2_gemini_rpm=120)
     await gate.start()
-    first = await gate.admit("gemini", 1000)
+    first = await admit(gate)
     answered = asyncio.Event()
     inner_db = gate.db
 
@@ -104,7 +117,7 @@ async def test_a_waiter_sleeps_until_its_slot_holding_no_connection(pool: asyncp
         return result
 
     gate.db = noting
-    second = asyncio.create_task(gate.admit("gemini", 1000))
+    second = asyncio.create_task(admit(gate))
     await answered.wait()
     # The permit statement has answered; the call now sleeps 0.5 s until its slot with every
     # pooled connection back in the pool.
@@ -117,8 +130,8 @@ async def test_a_waiter_sleeps_until_its_slot_holding_no_connection(pool: asyncp
 async def test_a_slot_too_far_away_is_not_reserved_and_the_row_waits_instead(pool: asyncpg.Pool) -> None:
     gate = admission_for(pool, "w1", pass2_gemini_rpm=1)  # one call a minute
     await gate.start()
-    await gate.admit("gemini", 1000)
-    failure = await raised_failure(gate.admit("gemini", 1000))
+    await admit(gate)
+    failure = await raised_failure(admit(gate))
     assert (failure.scope, failure.kind) == ("wait", "gate_wait")
     assert failure.retry_after == pytest.approx(60 / HEADROOM, abs=1)
     state = (await read_states(pool))["gemini"]
@@ -128,10 +141,10 @@ async def test_a_slot_too_far_away_is_not_reserved_and_the_row_waits_instead(poo
 async def test_token_budget_spaces_calls_and_is_corrected_from_usage(pool: asyncpg.Pool) -> None:
     gate = admission_for(pool, "w1", pass2_gemini_tpm=60_000)  # 1,000 tokens a second
     await gate.start()
-    permit = await gate.admit("gemini", 2000)
-    await gate.succeeded(permit, 1000)  # the provider counted half the estimate
+    grant = await admit(gate, "gemini", 2000)
+    await gate.succeeded(grant, 1000)  # the provider counted half the estimate
     await gate.flush()  # what the refresh loop does; the direct statement below bypasses the gate
-    row = await provider_state.acquire(pool, "gemini", 2000, 20.0, HEADROOM, 0.0)
+    row = await permit(pool, 2000)
     assert row["wait_s"] == pytest.approx(1000 / 1000 / HEADROOM, abs=0.1)
 
 
@@ -147,7 +160,7 @@ async def test_no_limit_and_no_pause_costs_no_statement(pool: asyncpg.Pool) -> N
     await gate.start()
     gate.db = counting
     for _ in range(5):
-        await gate.succeeded(await gate.admit("gemini", 1000), 1000)
+        await gate.succeeded(await admit(gate), 1000)
     assert calls == []
 
 
@@ -161,8 +174,8 @@ async def test_a_429_naming_its_quota_lowers_the_shared_rate_once_per_epoch_and_
     await one.start()
     await two.start()
     quota = TransientFailure("rate_limited", "429", scope="wait", provider="gemini", quota_per_minute=600)
-    permit_one = await one.admit("gemini", 1000)
-    permit_two = await two.admit("gemini", 1000)
+    permit_one = await admit(one)
+    permit_two = await admit(two)
     await one.failed(permit_one, quota)
     await two.failed(permit_two, quota)  # admitted under the same epoch: no second decrease
     state = (await read_states(pool))["gemini"]
@@ -173,14 +186,14 @@ async def test_a_429_naming_its_quota_lowers_the_shared_rate_once_per_epoch_and_
     # signal, cut once per epoch with no decrease window ...
     increase = admission.INCREASE_SHARE * 600  # the admission of `later` raised it
     await two.refresh()
-    later = await two.admit("gemini", 1000)
+    later = await admit(two)
     await two.failed(later, quota)
     lowered = (await read_states(pool))["gemini"].admitted_rpm
     assert lowered == pytest.approx((600 * admission.DECREASE + increase) * admission.DECREASE, rel=0.01)
     # ... and quiet admissions raise it, never above the quota the provider named.
     await one.refresh()
     for _ in range(300):
-        await provider_state.acquire(pool, "gemini", 0, 1e6, HEADROOM, admission.INCREASE_SHARE * 600)
+        await permit(pool, 1, 1e6, admission.INCREASE_SHARE * 600)
     state = (await read_states(pool))["gemini"]
     assert state.admitted_rpm == pytest.approx(600)
 
@@ -197,7 +210,7 @@ async def eight_unnamed_429s(pool: asyncpg.Pool, quota_rpm: float | None) -> tup
     await gate.refresh()
     noise = TransientFailure("rate_limited", "429", scope="wait", provider="gemini")
     for _ in range(8):  # each admitted under the newest epoch, all within one decrease window
-        await gate.failed(await gate.admit("gemini", 1000), noise)
+        await gate.failed(await admit(gate), noise)
         await gate.refresh()
     return gate, (await read_states(pool))["gemini"]
 
@@ -209,7 +222,7 @@ async def test_random_429s_that_name_no_quota_cut_once_per_window_and_the_next_c
     assert state.rejected_total == 8 and state.epoch == 1, "more than one cut within the window"
     # One cut of 15 %, made good within the next ten calls (each raises the rate by 2 % of it).
     for _ in range(2):
-        await gate.succeeded(await gate.admit("gemini", 0), 0)
+        await gate.succeeded(await admit(gate, "gemini", 1), 0)
         await gate.refresh()
     assert (await read_states(pool))["gemini"].admitted_rpm >= 6000
     assert admission.FLOOR_RPM <= admission.START_RPM * admission.DECREASE
@@ -227,9 +240,9 @@ async def test_a_refusal_under_a_configured_limit_cuts_mildly_and_never_above_th
 ) -> None:
     gate = admission_for(pool, "w1", pass2_gemini_rpm=100)
     await gate.start()
-    permit = await gate.admit("gemini", 1000)
+    grant = await admit(gate)
     quota = TransientFailure("rate_limited", "429", scope="wait", provider="gemini", quota_per_minute=6000)
-    await gate.failed(permit, quota)
+    await gate.failed(grant, quota)
     state = (await read_states(pool))["gemini"]
     assert state.admitted_rpm is not None and state.admitted_rpm <= 100
     # The limit is within the quota the provider named: the refusal is jitter, the cut mild.
@@ -245,27 +258,33 @@ async def test_a_refused_key_pauses_once_and_one_worker_probes_per_backoff(pool:
     await one.start()
     await two.start()
     refused = PermanentFailure("auth", "Gemini refused the API key", scope="systemic", provider="gemini")
-    await one.failed(await one.admit("gemini", 1000), refused)
+    await one.failed(await admit(one), refused)
     await two.refresh()
     state = (await read_states(pool))["gemini"]
     assert (state.paused_kind, state.paused_reason) == ("auth", "Gemini refused the API key")
     assert 25 < state.next_probe_in_s <= 30
-    assert await two.claimable(3, []) == 0 and await one.claimable(3, []) == 0
-    blocked = await raised_failure(two.admit("gemini", 1000))
+    assert two.claimable(3, 0) == 0 and one.claimable(3, 0) == 0
+    blocked = await raised_failure(admit(two))
     assert (blocked.scope, blocked.kind) == ("systemic", "provider_paused")
-    # The probe falls due: exactly one of the two workers takes it.
+    # The probe falls due: both workers claim one row to probe with, and exactly one of them
+    # gets the permit as the fleet's probe; the other's call is refused as paused.
     await pool.execute(
         "UPDATE pgqueue_enricher_provider_state SET next_probe_at = now() WHERE provider = 'gemini'"
     )
     await one.refresh()
     await two.refresh()
-    taken = [await one.claimable(3, []), await two.claimable(3, [])]
-    assert sorted(taken) == [0, 1]
+    assert one.claimable(3, 0) == 1 and two.claimable(3, 0) == 1
+    assert one.claimable(3, 1) == 0, "a worker with a row in flight does not probe"
+    asked = await asyncio.gather(admit(one), admit(two), return_exceptions=True)
+    probes = [grant for grant in asked if isinstance(grant, Grant)]
+    assert len(probes) == 1 and probes[0].probe, asked
+    refused = next(failure for failure in asked if not isinstance(failure, Grant))
+    assert isinstance(refused, TransientFailure) and refused.kind == "provider_paused"
     state = (await read_states(pool))["gemini"]
     assert 55 < state.next_probe_in_s <= 60, "the next probe is a doubled backoff away"
-    prober = one if taken[0] else two
-    prober.claimed([uuid.uuid4()])
-    await prober.succeeded(await prober.admit("gemini", 1000), 1000)
+    assert state.probe_by in ("w1", "w2")
+    prober = one if isinstance(asked[0], Grant) else two
+    await prober.succeeded(probes[0], 1000)
     assert not (await read_states(pool))["gemini"].paused
 
 
@@ -276,16 +295,16 @@ async def test_outages_pause_only_after_enough_in_a_row_across_the_fleet(pool: a
     for n in range(admission.OUTAGE_THRESHOLD - 1):
         gate = (one, two)[n % 2]
         down = TransientFailure("gemini_unavailable", "503", scope="outage", provider="gemini")
-        await gate.failed(await gate.admit("gemini", 1000), down)
+        await gate.failed(await admit(gate), down)
         assert down.scope == "outage", "a single outage is the row's retry"
     # A success ends the run of failures.
-    await one.succeeded(await one.admit("gemini", 1000), 1000)
+    await one.succeeded(await admit(one), 1000)
     assert (await read_states(pool))["gemini"].consecutive_failures == 0
     last = None
     for n in range(admission.OUTAGE_THRESHOLD):
         gate = (one, two)[n % 2]
         last = TransientFailure("gemini_unavailable", "503", scope="outage", provider="gemini")
-        await gate.failed(await gate.admit("gemini", 1000), last)
+        await gate.failed(await admit(gate), last)
     assert last is not None and last.scope == "systemic" and last.gives_attempt_back
     assert (await read_states(pool))["gemini"].paused_kind == "gemini_unavailable"
 
@@ -294,7 +313,7 @@ async def test_a_pause_can_be_read_and_lifted_from_sql(db_url: str, pool: asyncp
     gate = admission_for(pool, "w1", pass2_voyage_rpm=300)
     await gate.start()
     refused = PermanentFailure("auth", "Voyage refused the API key", scope="systemic", provider="voyage")
-    await gate.failed(await gate.admit("voyage", 10), refused)
+    await gate.failed(await admit(gate, "voyage", 10), refused)
     with psycopg.connect(db_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT provider, rpm_limit, paused_kind FROM pgqueue_enricher_provider_state ORDER BY provider"
@@ -485,7 +504,7 @@ async def test_a_named_quota_is_forgotten_after_an_hour_without_a_cut_and_the_ra
     gate = admission_for(pool, "w1")
     await gate.start()
     quota = TransientFailure("rate_limited", "429", scope="wait", provider="gemini", quota_per_minute=600)
-    await gate.failed(await gate.admit("gemini", 1000), quota)
+    await gate.failed(await admit(gate), quota)
     await gate.refresh()
     assert gate.states["gemini"].quota_rpm == 600, "a recent cut: the quota stands"
     # An hour and a bit later with no refusal (Google may have raised the project's quota).
@@ -497,7 +516,7 @@ async def test_a_named_quota_is_forgotten_after_an_hour_without_a_cut_and_the_ra
     state = (await read_states(pool))["gemini"]
     assert state.quota_rpm is None and gate.states["gemini"].quota_rpm is None
     for _ in range(20):  # quiet admissions now raise the rate past the old quota
-        await gate.admit("gemini", 1000)
+        await admit(gate)
     assert (await read_states(pool))["gemini"].admitted_rpm > 600
     # A quota set by hand (no cut on record) is the operator's and stays.
     await pool.execute(
@@ -505,3 +524,16 @@ async def test_a_named_quota_is_forgotten_after_an_hour_without_a_cut_and_the_ra
     )
     await gate.refresh()
     assert (await read_states(pool))["gemini"].quota_rpm == 900
+
+
+@pytest.mark.parametrize("revision", [None, "0012"], ids=["never migrated", "one revision behind"])
+async def test_run_refuses_a_database_behind_the_package_s_head_once_at_start_up(
+    empty_db_url: str, provider_settings: Settings, revision: str | None
+) -> None:
+    from pgqueue_enricher.schema import migrations
+
+    if revision is not None:
+        migrations.upgrade(empty_db_url, revision)
+    code, output = await run_cli(worker_settings(provider_settings, empty_db_url), "run")
+    assert code == 2, output
+    assert "run `pgqueue-enricher migrate`" in output and "behind" in output

@@ -7,7 +7,6 @@ claiming into the outage, spending attempts, until five more failures paused it 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
@@ -28,7 +27,7 @@ def admission_for(pool: asyncpg.Pool, worker_id: str) -> Admission:
 async def pause_by_outages(gate: Admission) -> None:
     for _ in range(admission.OUTAGE_THRESHOLD):
         down = TransientFailure("gemini_unavailable", "503", scope="outage", provider="gemini")
-        await gate.failed(await gate.admit("gemini", 1000), down)
+        await gate.failed(await gate.admit("gemini", "prompt"), down)
     assert gate.paused(), "the fleet paused"
 
 
@@ -36,21 +35,21 @@ async def test_a_call_in_flight_since_before_the_pause_does_not_lift_it(pool: as
     one, two = admission_for(pool, "w1"), admission_for(pool, "w2")
     await one.start()
     await two.start()
-    in_flight = await one.admit("gemini", 1000)  # admitted before the outage
+    in_flight = await one.admit("gemini", "prompt")  # admitted before the outage
     await pause_by_outages(two)
     await one.refresh()
     await one.succeeded(in_flight, 1000)  # ... and answered after the fleet paused
     state = (await read_states(pool))["gemini"]
     assert state.paused and state.paused_kind == "gemini_unavailable"
     assert one.paused(), "the worker's own view stays paused too"
-    assert await one.claimable(3, []) == 0
+    assert one.claimable(3, 0) == 0
 
 
 async def test_an_in_flight_row_failure_after_the_pause_does_not_lift_it(pool: asyncpg.Pool) -> None:
     one, two = admission_for(pool, "w1"), admission_for(pool, "w2")
     await one.start()
     await two.start()
-    in_flight = await one.admit("gemini", 1000)
+    in_flight = await one.admit("gemini", "prompt")
     await pause_by_outages(two)
     await one.refresh()
     blocked = PermanentFailure("safety", "Gemini stopped the answer for safety")  # the row's own fault
@@ -66,9 +65,8 @@ async def test_the_probe_admitted_during_the_pause_lifts_it(pool: asyncpg.Pool) 
         "UPDATE pgqueue_enricher_provider_state SET next_probe_at = now() WHERE provider = 'gemini'"
     )
     await one.refresh()
-    assert await one.claimable(3, []) == 1
-    one.claimed([uuid.uuid4()])
-    await one.succeeded(await one.admit("gemini", 1000), 1000)
+    assert one.claimable(3, 0) == 1
+    await one.succeeded(await one.admit("gemini", "prompt"), 1000)
     assert not (await read_states(pool))["gemini"].paused
     assert not one.paused()
 
@@ -79,17 +77,17 @@ async def test_a_call_in_flight_since_before_the_resume_fails_without_counting_t
     one, two = admission_for(pool, "w1"), admission_for(pool, "w2")
     await one.start()
     await two.start()
+    stale = await one.admit("gemini", "prompt")
     await pause_by_outages(two)
     await pool.execute(
         "UPDATE pgqueue_enricher_provider_state SET next_probe_at = now() WHERE provider = 'gemini'"
     )
     await one.refresh()
-    # `one` takes the probe; a call of its own is let go during the pause (in flight through
-    # the outage), then the probe's call succeeds and lifts the pause.
-    assert await one.claimable(3, []) == 1
-    one.claimed([uuid.uuid4()])
-    stale = await one.admit("gemini", 1000)
-    probe = await one.admit("gemini", 1000)
+    # A call of `one` let go before the pause lifted (in flight through the outage); then
+    # `one` takes the probe, and the probe's call succeeds and lifts the pause.
+    assert one.claimable(3, 0) == 1
+    probe = await one.admit("gemini", "prompt")
+    assert probe.probe
     await one.succeeded(probe, 1000)
     assert not (await read_states(pool))["gemini"].paused
     # The call let go before the resume times out now: stale, not counted.
@@ -98,6 +96,6 @@ async def test_a_call_in_flight_since_before_the_resume_fails_without_counting_t
     assert (await read_states(pool))["gemini"].consecutive_failures == 0
     assert timeout.gives_attempt_back, "the outage's fault, not the row's"
     # A call let go after the resume does count.
-    fresh = await one.admit("gemini", 1000)
+    fresh = await one.admit("gemini", "prompt")
     await one.failed(fresh, TransientFailure("timeout", "no answer", scope="outage", provider="gemini"))
     assert (await read_states(pool))["gemini"].consecutive_failures == 1

@@ -54,9 +54,9 @@ FUNCTIONS = (
     "public.projects_seed_experience()",
     "public.requeue_failed_pointers(uuid, uuid[], text)",
     "public.pgqueue_enricher_resume_provider(text)",  # revision 0007
-    # revision 0011
-    "public.pgqueue_enricher_acquire_permits(text, double precision[], double precision, double precision,"
-    " double precision, double precision)",
+    # revision 0013
+    "public.pgqueue_enricher_permit(text, double precision, double precision, double precision,"
+    " double precision, double precision, text, double precision)",
     "public.pointers_schedule()",  # revision 0008
     "public.requeue_pointers_to_lane(text, uuid, uuid[], boolean)",
     # revision 0014

@@ -57,10 +57,7 @@ NON_LITERAL_STATEMENTS = {
     ("pgqueue_enricher/experience.py", "statement"),  # a constant text() with a bound :project_id
     ("pgqueue_enricher/schema/migrations.py", "sql"),  # a block of sql/*.sql, applied verbatim by a migration
     ("pgqueue_enricher/queue/pipeline.py", "pointer.png_path"),  # CropStore.fetch, not SQL
-    (
-        "pgqueue_enricher/admission/provider_state.py",
-        "statement",
-    ),  # one of two named queries (permits, 0011 or not)
+    ("pgqueue_enricher/admission/provider_state.py", "query(name)"),  # a named block of sql/provider_state.sql
 }
 
 HOSTILE = "'; DROP TABLE pointers; --"

@@ -173,14 +173,14 @@ async def test_at_low_load_a_finished_pointer_sends_no_empty_claim_after_one_fou
     _, page = await make_page(conn)
     async with running_worker(settings) as worker:
         await asyncio.wait_for(worker.listener.ready.wait(), 10)
-        claim, claims = worker.admission.claim, []
+        claim, claims = worker.claim_rows, []
 
         async def counted_claim(*args: Any) -> Any:
             rows = await claim(*args)
             claims.append(len(rows))
             return rows
 
-        worker.admission.claim = counted_claim  # type: ignore[method-assign]
+        worker.claim_rows = counted_claim  # type: ignore[method-assign]
         for n in range(6):
             await insert_pointers(conn, page, 1, title_prefix=f"One at a time {n}")
             assert set((await watcher.until_final(1, timeout=10)).values()) == {"complete"}
@@ -201,7 +201,7 @@ async def test_a_notify_heard_while_a_refill_claim_holds_the_slot_is_not_lost(
     _, page = await make_page(conn)
     returned_empty, release = asyncio.Event(), asyncio.Event()
     async with running_worker(settings) as worker:
-        claim = worker.admission.claim
+        claim = worker.claim_rows
         claimed_before = False
 
         async def held_claim(*args: Any) -> Any:
@@ -214,7 +214,7 @@ async def test_a_notify_heard_while_a_refill_claim_holds_the_slot_is_not_lost(
                 await release.wait()  # ... and returns only after its NOTIFY was heard
             return rows
 
-        worker.admission.claim = held_claim  # type: ignore[method-assign]
+        worker.claim_rows = held_claim  # type: ignore[method-assign]
         await asyncio.wait_for(worker.listener.ready.wait(), 10)
         await insert_pointers(conn, page, 1, title_prefix="First")
         assert set((await watcher.until_final(1, timeout=10)).values()) == {"complete"}
