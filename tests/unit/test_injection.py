@@ -57,7 +57,10 @@ NON_LITERAL_STATEMENTS = {
     ("pgqueue_enricher/experience.py", "statement"),  # a constant text() with a bound :project_id
     ("pgqueue_enricher/schema/migrations.py", "sql"),  # a block of sql/*.sql, applied verbatim by a migration
     ("pgqueue_enricher/queue/pipeline.py", "pointer.png_path"),  # CropStore.fetch, not SQL
-    ("pgqueue_enricher/admission/provider_state.py", "query(name)"),  # a named block of sql/provider_state.sql
+    (
+        "pgqueue_enricher/admission/provider_state.py",
+        "query(name)",
+    ),  # a named block of sql/provider_state.sql
 }
 
 HOSTILE = "'; DROP TABLE pointers; --"
