@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.cli import lanes_and_costs
+from pgqueue_enricher.cli import embeddings, lanes_and_costs, models
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.queue import statements
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
     lanes_and_costs.add_requeue_arguments(requeue)
+    models.add_requeue_arguments(requeue)
+    models.add_compare_parser(commands)
+    embeddings.add_parser(commands)
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -177,6 +180,7 @@ async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
 
     report = await statements.status_report(conn)
     report["providers"] = await provider_state.provider_report(conn)  # provider admission
+    report["models"] = await models.model_stamps(conn)
     return report
 
 
@@ -218,10 +222,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         for reason in report["failure_reasons"]:
             print(f"  {reason['count']:>6}  {reason['reason']}")
     lanes_and_costs.print_lanes(report["lanes"], settings)
+    models.print_model_stamps(report["models"])
     return 0
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
+    if args.stale or args.dry_run:
+        return models.requeue_stale(args, _settings, _with_connection)
     if args.lane is not None:
         return lanes_and_costs.requeue_to_lane(args, _settings, _with_connection)
     if not (args.project or args.pointer or args.error_like or args.all_failed):
@@ -252,6 +259,8 @@ COMMANDS = {
     "status": cmd_status,
     "requeue": cmd_requeue,
     "demo": cmd_demo,
+    "compare": lambda args: models.compare(args, _settings, _with_connection),
+    "embeddings": lambda args: embeddings.run(args, _settings, _with_connection),
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pgqueue_enricher.admission.gate import Admission, current_pointer
+from pgqueue_enricher.admission.gate import Admission, current_pointer, embed_tokens
 from pgqueue_enricher.errors import EnrichmentFailure, PermanentFailure, TransientFailure
 from pgqueue_enricher.logs import get_logger
 from pgqueue_enricher.ops.metrics import WorkerMetrics
@@ -28,6 +28,7 @@ from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, embedding_text
 from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.embedding_switch import EmbeddingPlan, Side
 from pgqueue_enricher.queue.outages import DB_UNAVAILABLE
 from pgqueue_enricher.queue.retry import backoff_delay
 from pgqueue_enricher.redact import exception_reason
@@ -53,6 +54,8 @@ class Enriched:
     metadata: dict[str, Any]
     timings_ms: dict[str, int] = field(default_factory=dict)
     reused_checkpoint: bool = False
+    text: str = ""  # what was embedded: embedded again when an embedding switch moved on
+    embedding_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class Pipeline:
         self.db = db
         self.metrics = metrics
         self.admission = admission  # the gate of `providers` (None: not gated)
+        self.plan = EmbeddingPlan(db)  # the embedding switch's models (embedding_switch.py)
 
     async def process(self, pointer: statements.ClaimedPointer) -> Settled:
         """Enrich the pointer and settle its row; no exception but a cancel escapes."""
@@ -114,6 +118,8 @@ class Pipeline:
         fence = pointer.fence(self.worker_id)
         base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
         try:
+            if (pointer.metadata or {}).get("remake") == "shadow":
+                return await self._remake_shadow(pointer, fence, base)
             enriched = await self._enrich(pointer, fence)
             await self._complete(fence, enriched)
         except LeaseLost:
@@ -163,7 +169,7 @@ class Pipeline:
             text = embedding_text(
                 pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
             )
-            embedding = await self._embed(text, timings)
+            embedding = await self._embed(fence, text, timings)
         else:
             start = time.perf_counter()
             crop = await providers.store.fetch(pointer.png_path)
@@ -201,6 +207,10 @@ class Pipeline:
                 "stage_ms": dict(timings),
             }
             embedding = await self._checkpoint_beside(fence, description, references, metadata, text, timings)
+        metadata.pop("remake", None)
+        # Stamps (`requeue --stale` compares them with the settings): present even when unknown.
+        metadata.setdefault("model", None)
+        metadata.setdefault("model_version", None)
         metadata.update(
             stage="complete",
             attempt=pointer.attempt,
@@ -213,12 +223,42 @@ class Pipeline:
             reused_description=stored is not None,
             stage_ms={**(metadata.get("stage_ms") or {}), **timings},
         )
-        return Enriched(description, references, embedding.vector, metadata, timings, stored is not None)
+        return Enriched(
+            description,
+            references,
+            embedding.vector,
+            metadata,
+            timings,
+            stored is not None,
+            text=text,
+            embedding_model=embedding.model,
+        )
 
-    async def _embed(self, text: str, timings: dict[str, int]) -> Embedding:
+    async def _embed(self, fence: statements.Fence, text: str, timings: dict[str, int]) -> Embedding:
+        """With the model pointers.embedding holds (the switch state's, else the embedder's own)."""
         start = time.perf_counter()
-        embedding = await self.providers.embedder.embed(text)
+        embedding = await self._embed_with(await self.plan.current(fence), text)
         timings["embed_ms"] = _ms(start)
+        return embedding
+
+    async def _embed_with(self, side: Side | None, text: str) -> Embedding:
+        """The embedder's own model through its usual (gated) call; another model of an
+        embedding switch through `embed_as`, admitted here by the gate's own calls.
+
+        Hook: when the admission gate can gate a call of another model itself, this is the
+        one place to change."""
+        embedder = self.providers.embedder
+        if side is None or (side.model == getattr(embedder, "model", None) and side.dimensions is None):
+            return await embedder.embed(text)
+        if self.admission is None:
+            return await embedder.embed_as(text, side.model, side.dimensions)
+        permit = await self.admission.admit(embedder.name, embed_tokens(text))
+        try:
+            embedding = await embedder.embed_as(text, side.model, side.dimensions)
+        except EnrichmentFailure as failure:
+            await self.admission.failed(permit, failure)
+            raise
+        await self.admission.succeeded(permit, embedding.total_tokens or None)
         return embedding
 
     async def _checkpoint_beside(
@@ -246,8 +286,8 @@ class Pipeline:
         """
         if self.admission is not None and self.admission.checkpoint_carries_permit():
             await self._checkpoint(fence, description, references, metadata, embed_text=text)
-            return await self._embed(text, timings)
-        embedding_task = asyncio.ensure_future(self._embed(text, timings))
+            return await self._embed(fence, text, timings)
+        embedding_task = asyncio.ensure_future(self._embed(fence, text, timings))
         try:
             await self._checkpoint(fence, description, references, metadata)
         except BaseException:
@@ -279,16 +319,74 @@ class Pipeline:
             raise LeaseLost()
 
     async def _complete(self, fence: statements.Fence, enriched: Enriched) -> None:
-        written = await self.db(
-            statements.complete,
-            fence,
-            enriched.description,
-            enriched.references,
-            enriched.vector,
-            enriched.metadata,
+        """The write-back, with the shadow vector while an embedding switch runs. Refused
+        because the switch moved on (a cutover, a rollback, a new switch): the state is read
+        again and the text embedded with its models, a few times at most."""
+        for _ in range(_SWITCH_ROUNDS):
+            current = await self.plan.current(fence)
+            expected = current.model if current is not None else enriched.embedding_model
+            if expected != enriched.embedding_model or (
+                current is not None
+                and current.dimensions is not None
+                and len(enriched.vector) != current.dimensions
+            ):
+                embedding = await self._embed_with(current, enriched.text)
+                enriched.vector = embedding.vector
+                enriched.embedding_model = embedding.model
+                enriched.metadata.update(
+                    embedding_model=embedding.model,
+                    embedding_kind=embedding.kind,
+                    embedding_dimensions=len(embedding.vector),
+                    embedding_tokens=embedding.total_tokens,
+                )
+            shadow_side = await self.plan.shadow(fence)
+            shadow = None
+            if shadow_side is not None:
+                shadow_embedding = await self._embed_with(shadow_side, enriched.text)
+                shadow = (shadow_side.model, shadow_embedding.vector)
+            written, models_current = await self.db(
+                statements.complete_checked,
+                fence,
+                enriched.description,
+                enriched.references,
+                enriched.vector,
+                enriched.metadata,
+                enriched.embedding_model,
+                shadow,
+            )
+            if written:
+                return
+            if models_current:
+                raise LeaseLost()
+            await self.plan.refresh(fence)
+        raise TransientFailure(
+            "embedding_switch", "the embedding switch changed state during the write-back; trying again"
         )
-        if not written:
-            raise LeaseLost()
+
+    async def _remake_shadow(
+        self, pointer: statements.ClaimedPointer, fence: statements.Fence, base: dict[str, Any]
+    ) -> Settled:
+        """A row queued by `embeddings switch`: its stored text embedded with the shadow's model
+        only (no Gemini call), then complete again with description and embedding as they were."""
+        text = embedding_text(
+            pointer.title, pointer.page_name or "", pointer.discipline_name or "", pointer.description
+        )
+        for _ in range(_SWITCH_ROUNDS):
+            side = await self.plan.shadow(fence)
+            vector = (await self._embed_with(side, text)).vector if side is not None else None
+            patch = {"shadow_embedded_at": datetime.now(UTC).isoformat()} if side is not None else {}
+            row = await self.db(
+                statements.complete_shadow, fence, side.model if side else None, vector, patch
+            )
+            if row["id"] is not None:
+                log.info("pointer_shadow_embedded", **base, model=side.model if side else None)
+                return Settled("complete")
+            if row["models_current"]:
+                raise LeaseLost()
+            await self.plan.refresh(fence)
+        raise TransientFailure(
+            "embedding_switch", "the embedding switch changed state during the write-back; trying again"
+        )
 
     async def _retry_or_fail(
         self,
@@ -364,6 +462,10 @@ class Pipeline:
         self.metrics.lost += 1
         log.warning("pointer_lease_lost", **base, detail="rescued by another worker or deleted; not written")
         return Settled("lease_lost")
+
+
+# Write-backs refused in a row because the switch state moved on, before the attempt is retried.
+_SWITCH_ROUNDS = 3
 
 
 def _reground_instruction(metadata: dict[str, Any] | None) -> str | None:

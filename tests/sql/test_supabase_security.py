@@ -44,6 +44,8 @@ PROJECT_TABLES = (
     "public.pgqueue_enricher_alembic_version",
     "public.pgqueue_enricher_security_undo",
     "public.pgqueue_enricher_provider_state",  # revision 0007
+    "public.pgqueue_enricher_embedding_switch",  # revision 0015
+    "public.pgqueue_enricher_embedding_shadow",
 )
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 FUNCTIONS = (
