@@ -143,11 +143,11 @@ async def _swap(conn: asyncpg.Connection, state: SwitchState) -> int:
         return int(row["swapped"])
     await conn.execute(models_query("embedding_swap_save_current"))
     schema = await conn.fetchval(query("vector_type_schema")) or "public"
-    await conn.execute(
-        models_query("pointers_embedding_retype").format(
-            vector_schema=_quote_ident(schema), dimensions=int(state.shadow_dimensions)
-        )
+    # DDL takes no parameters: a quoted identifier and an integer are all that is formatted in.
+    retype = models_query("pointers_embedding_retype").format(
+        vector_schema=_quote_ident(schema), dimensions=int(state.shadow_dimensions)
     )
+    await conn.execute(retype)
     row = await conn.fetchrow(
         models_query("embedding_swap_fill_pointers"), state.current_model, state.current_dimensions
     )
