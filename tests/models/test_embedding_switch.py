@@ -225,3 +225,21 @@ async def test_a_write_back_with_a_model_the_switch_does_not_name_writes_nothing
     assert await statements.complete_checked(
         conn, fence, "d", [], vector, {}, "voyage-4", ("voyage-3", vector)
     ) == (True, True)
+
+
+async def test_a_second_switch_is_refused_until_the_first_is_cut_over_or_abandoned(
+    conn: asyncpg.Connection,
+) -> None:
+    await seed_switch(conn, 3)
+    with pytest.raises(model_switch.SwitchRefused, match="a switch to voyage-4 .* is in progress"):
+        await model_switch.start(conn, "voyage-3", "voyage-4-large", None)
+    state, queued = await model_switch.start(conn, "voyage-3", "voyage-4", None)  # the same: resumes
+    assert state.phase == "filling" and queued == 0
+    await model_switch.cutover(conn)
+    with pytest.raises(model_switch.SwitchRefused, match="not finalized"):
+        await model_switch.start(conn, "voyage-3", "voyage-4-large", None)
+    state, what, _ = await model_switch.finalize(conn)
+    assert what == "finalized" and (state.phase, state.current_model) == ("idle", "voyage-4")
+    assert await conn.fetchval("SELECT count(*) FROM pgqueue_enricher_embedding_shadow") == 0
+    with pytest.raises(model_switch.SwitchRefused, match="already holds voyage-4"):
+        await model_switch.start(conn, "voyage-3", "voyage-4", None)

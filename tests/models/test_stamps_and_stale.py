@@ -137,6 +137,25 @@ async def test_requeue_stale_moves_exactly_the_stale_rows_and_an_embedding_only_
     assert "would requeue 0 stale pointers" in output
 
 
+async def test_requeue_stale_with_a_project_moves_only_that_projects_rows(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    settings = worker_settings(provider_settings, db_url)
+    project, page = await make_page(conn)
+    _, other_page = await make_page(conn, page_name="S-101 Framing")
+    ours = await insert_pointers(conn, page, 2, title_prefix="Ours")
+    theirs = await insert_pointers(conn, other_page, 2, title_prefix="Theirs")
+    async with running_worker(settings):
+        await watcher.until_final(4, timeout=30)
+    await conn.execute(
+        'UPDATE pointers SET enrichment_metadata = enrichment_metadata || \'{"prompt_version": "old"}\''
+    )
+    code, output = await run_cli(settings, "requeue", "--stale", "--project", str(project))
+    assert code == 0, output
+    statuses = dict(await conn.fetch("SELECT id, enrichment_status FROM pointers"))
+    assert {statuses[p] for p in ours} == {"pending"} and {statuses[p] for p in theirs} == {"complete"}
+
+
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
