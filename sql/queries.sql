@@ -78,22 +78,42 @@ SELECT id FROM saved;
 
 -- name: pointers_complete
 -- The write-back ($1 id, $2 worker, $3 attempt, $4 description, $5 cross_references
--- json, $6 embedding in pgvector's binary form (connections.prepare_session), $7 metadata json). Fenced by worker and attempt: a
--- row rescued from a stalled worker and claimed again is never written twice.
-UPDATE pointers
-SET enrichment_status = 'complete',
-    description = $4,
-    cross_references = $5::text::jsonb,
-    embedding = $6::vector,
-    enrichment_metadata = coalesce(enrichment_metadata, '{}'::jsonb) || $7::text::jsonb,
-    enrichment_error = NULL,
-    enrichment_locked_by = NULL,
-    enrichment_locked_until = NULL,
-    enrichment_run_after = NULL,
-    updated_at = now()
-WHERE id = $1 AND enrichment_status = 'processing'
-  AND enrichment_locked_by = $2 AND enrichment_attempts = $3
-RETURNING id;
+-- json, $6 embedding in pgvector's binary form (connections.prepare_session), $7 metadata json,
+-- $8 the embedding's model, $9 the shadow vector or NULL, $10 its model or NULL). Fenced by
+-- worker and attempt: a row rescued from a stalled worker and claimed again is never written
+-- twice. During an embedding switch (sql/models.sql) it is written only while $8 and $10 are
+-- the models the switch state names, so pointers.embedding never takes a vector of another
+-- model; `models_current` false tells the worker to read the state again and embed anew. The
+-- `remake` mark of requeue --stale goes with the write.
+WITH models AS (
+    SELECT NOT EXISTS (
+        SELECT 1 FROM pgqueue_enricher_embedding_switch
+        WHERE current_model IS DISTINCT FROM $8::text OR shadow_model IS DISTINCT FROM $10::text
+    ) AS current
+), done AS (
+    UPDATE pointers
+    SET enrichment_status = 'complete',
+        description = $4,
+        cross_references = $5::text::jsonb,
+        embedding = $6::vector,
+        enrichment_metadata = (coalesce(enrichment_metadata, '{}'::jsonb) - 'remake') || $7::text::jsonb,
+        enrichment_error = NULL,
+        enrichment_locked_by = NULL,
+        enrichment_locked_until = NULL,
+        enrichment_run_after = NULL,
+        updated_at = now()
+    WHERE id = $1 AND enrichment_status = 'processing'
+      AND enrichment_locked_by = $2 AND enrichment_attempts = $3
+      AND (SELECT current FROM models)
+    RETURNING id
+), shadow AS (
+    INSERT INTO pgqueue_enricher_embedding_shadow (pointer_id, model, dimensions, embedding)
+    SELECT done.id, $10::text, vector_dims($9::vector), $9::vector FROM done WHERE $10::text IS NOT NULL
+    ON CONFLICT (pointer_id) DO UPDATE
+    SET model = excluded.model, dimensions = excluded.dimensions, embedding = excluded.embedding,
+        created_at = now()
+)
+SELECT (SELECT id FROM done) AS id, (SELECT current FROM models) AS models_current;
 
 -- name: pointers_retry_later
 -- A transient failure ($1 id, $2 worker, $3 attempt, $4 max attempts, $5 error,

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.cli import lanes_and_costs
+from pgqueue_enricher.cli import embeddings, lanes_and_costs, models
 from pgqueue_enricher.cli import references as references_command
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
     lanes_and_costs.add_requeue_arguments(requeue)
+    models.add_requeue_arguments(requeue)
+    models.add_compare_parser(commands)
+    embeddings.add_parser(commands)
 
     references_command.add_parser(commands, _uuid)
 
@@ -183,6 +186,7 @@ async def _status_report(conn: asyncpg.Connection) -> dict[str, Any]:
 
     report = await statements.status_report(conn)
     report["providers"] = await provider_state.provider_report(conn)  # provider admission
+    report["models"] = await models.model_stamps(conn)
     return report
 
 
@@ -227,10 +231,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if report["unresolved_references"]:
         top = ", ".join(f"{r['sheet']} ({r['count']})" for r in report["unresolved_references"][:5])
         print(f"sheets referenced but not uploaded: {top} (see `pgqueue-enricher references`)")
+    models.print_model_stamps(report["models"])
     return 0
 
 
 def cmd_requeue(args: argparse.Namespace) -> int:
+    if args.stale or args.dry_run:
+        return models.requeue_stale(args, _settings, _with_connection)
     if args.lane is not None:
         return lanes_and_costs.requeue_to_lane(args, _settings, _with_connection)
     if not (args.project or args.pointer or args.error_like or args.all_failed):
@@ -269,6 +276,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "doctor": cmd_doctor,
     "references": lambda args: references_command.run(args, _settings, _with_connection),
+    "compare": lambda args: models.compare(args, _settings, _with_connection),
+    "embeddings": lambda args: embeddings.run(args, _settings, _with_connection),
 }
 
 

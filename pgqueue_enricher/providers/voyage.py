@@ -99,6 +99,7 @@ class VoyageEmbedder:
         register_settings_secrets(settings)
         self._api_key = settings.voyage_api_key
         self._model = settings.voyage_model
+        self.model = settings.voyage_model  # what `embed` uses (embedding_switch.py may ask another)
         self._timeout = settings.pass2_voyage_timeout
         self._client = voyageai.AsyncClient(
             api_key=settings.voyage_api_key.get_secret_value(),
@@ -112,9 +113,16 @@ class VoyageEmbedder:
         check_key("VOYAGE_API_KEY", self._api_key)
 
     async def embed(self, text: str) -> Embedding:
+        return await self.embed_as(text, self._model, None)
+
+    async def embed_as(self, text: str, model: str, dimensions: int | None) -> Embedding:
+        """`text` embedded by `model`: the embedding switch writes a second model's vectors
+        beside the configured one's. `dimensions` None: the model's default (1024), sent as
+        no `output_dimension` at all, since voyage-3 takes none."""
+        options = {} if dimensions is None else {"output_dimension": dimensions}
         try:
             async with asyncio.timeout(self._timeout + _DEADLINE_SLACK):
-                result = await self._client.embed([text], model=self._model, input_type="document")
+                result = await self._client.embed([text], model=model, input_type="document", **options)
         except voyage_errors.VoyageError as exc:
             raise classify_voyage_error(exc) from None
         except TimeoutError:
@@ -138,13 +146,15 @@ class VoyageEmbedder:
                 "bad_response", f"Voyage returned {len(embeddings)} embeddings for one text"
             )
         vector = [float(value) for value in embeddings[0]]
-        if len(vector) != EMBEDDING_DIMENSIONS:
+        expected = dimensions or EMBEDDING_DIMENSIONS
+        if len(vector) != expected:
+            named = "VOYAGE_MODEL" if model == self._model else "Voyage model"
             raise PermanentFailure(
                 "config",
-                f"VOYAGE_MODEL {self._model!r} returned {len(vector)}-dimensional vectors; "
-                f"pointers.embedding needs {EMBEDDING_DIMENSIONS} (use voyage-3 or voyage-3.5)",
+                f"{named} {model!r} returned {len(vector)}-dimensional vectors; pointers.embedding "
+                f"needs {expected} (change the model through `pgqueue-enricher embeddings switch`)",
             )
-        return Embedding(vector=vector, model=self._model, total_tokens=int(result.total_tokens or 0))
+        return Embedding(vector=vector, model=model, total_tokens=int(result.total_tokens or 0))
 
     async def aclose(self) -> None:
         return None

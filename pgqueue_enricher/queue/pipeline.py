@@ -27,6 +27,7 @@ from pgqueue_enricher.providers.factory import Providers
 from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import Embedding, EnrichmentInput, embedding_text
 from pgqueue_enricher.queue import statements
+from pgqueue_enricher.queue.embedding_switch import EmbeddingPlan, Side
 from pgqueue_enricher.queue.outages import DB_UNAVAILABLE
 from pgqueue_enricher.queue.retry import backoff_delay
 from pgqueue_enricher.redact import exception_reason
@@ -64,6 +65,8 @@ class Enriched:
     metadata: dict[str, Any]
     timings_ms: dict[str, int] = field(default_factory=dict)
     reused_checkpoint: bool = False
+    text: str = ""  # what was embedded: embedded again when an embedding switch moved on
+    embedding_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Pipeline:
         self.db = db
         self.metrics = metrics
         self.gate = gate
+        self.plan = EmbeddingPlan(db)  # the embedding switch's models (embedding_switch.py)
 
     async def process(self, pointer: statements.ClaimedPointer) -> Settled:
         """Enrich the pointer and settle its row; no exception but a cancel escapes."""
@@ -124,6 +128,8 @@ class Pipeline:
         fence = pointer.fence(self.worker_id)
         base = {"pointer_id": str(pointer.id), "attempt": pointer.attempt}
         try:
+            if (pointer.metadata or {}).get("remake") == "shadow":
+                return await self._remake_shadow(pointer, fence, base)
             enriched = await self._enrich(pointer, fence)
             await self._complete(fence, enriched)
         except LeaseLost:
@@ -173,7 +179,7 @@ class Pipeline:
             text = embedding_text(
                 pointer.title, pointer.page_name or "", pointer.discipline_name or "", description
             )
-            embedding = await self._embed(text, timings)
+            embedding = await self._embed(fence, text, timings)
         else:
             start = time.perf_counter()
             crop = await providers.store.fetch(pointer.png_path)
@@ -219,6 +225,10 @@ class Pipeline:
                 "stage_ms": dict(timings),
             }
             embedding = await self._checkpoint_beside(fence, description, references, metadata, text, timings)
+        metadata.pop("remake", None)
+        # Stamps (`requeue --stale` compares them with the settings): present even when unknown.
+        metadata.setdefault("model", None)
+        metadata.setdefault("model_version", None)
         metadata.update(
             stage="complete",
             attempt=pointer.attempt,
@@ -231,7 +241,16 @@ class Pipeline:
             reused_description=stored is not None,
             stage_ms={**(metadata.get("stage_ms") or {}), **timings},
         )
-        return Enriched(description, references, embedding.vector, metadata, timings, stored is not None)
+        return Enriched(
+            description,
+            references,
+            embedding.vector,
+            metadata,
+            timings,
+            stored is not None,
+            text=text,
+            embedding_model=embedding.model,
+        )
 
     async def _gated(
         self,
@@ -251,14 +270,28 @@ class Pipeline:
         await self.gate.succeeded(grant, tokens_used(result))
         return result
 
-    async def _embed(self, text: str, timings: dict[str, int]) -> Embedding:
+    async def _embed(self, fence: statements.Fence, text: str, timings: dict[str, int]) -> Embedding:
+        """With the model pointers.embedding holds (the switch state's, else the embedder's own)."""
         start = time.perf_counter()
-        embedder = self.providers.embedder
-        embedding = await self._gated(
-            embedder.name, text, False, lambda: embedder.embed(text), lambda e: e.total_tokens or None
-        )
+        embedding = await self._embed_with(await self.plan.current(fence), text)
         timings["embed_ms"] = _ms(start)
         return embedding
+
+    async def _embed_with(self, side: Side | None, text: str) -> Embedding:
+        """One gated embedding call: the embedder's own model, or another model of an embedding
+        switch through `embed_as`."""
+        embedder = self.providers.embedder
+        if side is None or (side.model == getattr(embedder, "model", None) and side.dimensions is None):
+            call = embedder.embed
+        else:
+            model, dimensions = side.model, side.dimensions
+
+            async def call(text: str) -> Embedding:
+                return await embedder.embed_as(text, model, dimensions)
+
+        return await self._gated(
+            embedder.name, text, False, lambda: call(text), lambda e: e.total_tokens or None
+        )
 
     async def _checkpoint_beside(
         self,
@@ -277,7 +310,7 @@ class Pipeline:
         reuses it; a lost lease (or a database error) on the checkpoint discards the
         embedding, whose call is cancelled or, at worst, paid once for nothing.
         """
-        embedding_task = asyncio.ensure_future(self._embed(text, timings))
+        embedding_task = asyncio.ensure_future(self._embed(fence, text, timings))
         try:
             if not await self.db(statements.checkpoint, fence, description, references, metadata):
                 raise LeaseLost()
@@ -290,16 +323,74 @@ class Pipeline:
     # -- settle: each a fenced write -----------------------------------------------------
 
     async def _complete(self, fence: statements.Fence, enriched: Enriched) -> None:
-        written = await self.db(
-            statements.complete,
-            fence,
-            enriched.description,
-            enriched.references,
-            enriched.vector,
-            enriched.metadata,
+        """The write-back, with the shadow vector while an embedding switch runs. Refused
+        because the switch moved on (a cutover, a rollback, a new switch): the state is read
+        again and the text embedded with its models, a few times at most."""
+        for _ in range(_SWITCH_ROUNDS):
+            current = await self.plan.current(fence)
+            expected = current.model if current is not None else enriched.embedding_model
+            if expected != enriched.embedding_model or (
+                current is not None
+                and current.dimensions is not None
+                and len(enriched.vector) != current.dimensions
+            ):
+                embedding = await self._embed_with(current, enriched.text)
+                enriched.vector = embedding.vector
+                enriched.embedding_model = embedding.model
+                enriched.metadata.update(
+                    embedding_model=embedding.model,
+                    embedding_kind=embedding.kind,
+                    embedding_dimensions=len(embedding.vector),
+                    embedding_tokens=embedding.total_tokens,
+                )
+            shadow_side = await self.plan.shadow(fence)
+            shadow = None
+            if shadow_side is not None:
+                shadow_embedding = await self._embed_with(shadow_side, enriched.text)
+                shadow = (shadow_side.model, shadow_embedding.vector)
+            written, models_current = await self.db(
+                statements.complete_checked,
+                fence,
+                enriched.description,
+                enriched.references,
+                enriched.vector,
+                enriched.metadata,
+                enriched.embedding_model,
+                shadow,
+            )
+            if written:
+                return
+            if models_current:
+                raise LeaseLost()
+            await self.plan.refresh(fence)
+        raise TransientFailure(
+            "embedding_switch", "the embedding switch changed state during the write-back; trying again"
         )
-        if not written:
-            raise LeaseLost()
+
+    async def _remake_shadow(
+        self, pointer: statements.ClaimedPointer, fence: statements.Fence, base: dict[str, Any]
+    ) -> Settled:
+        """A row queued by `embeddings switch`: its stored text embedded with the shadow's model
+        only (no Gemini call), then complete again with description and embedding as they were."""
+        text = embedding_text(
+            pointer.title, pointer.page_name or "", pointer.discipline_name or "", pointer.description
+        )
+        for _ in range(_SWITCH_ROUNDS):
+            side = await self.plan.shadow(fence)
+            vector = (await self._embed_with(side, text)).vector if side is not None else None
+            patch = {"shadow_embedded_at": datetime.now(UTC).isoformat()} if side is not None else {}
+            row = await self.db(
+                statements.complete_shadow, fence, side.model if side else None, vector, patch
+            )
+            if row["id"] is not None:
+                log.info("pointer_shadow_embedded", **base, model=side.model if side else None)
+                return Settled("complete")
+            if row["models_current"]:
+                raise LeaseLost()
+            await self.plan.refresh(fence)
+        raise TransientFailure(
+            "embedding_switch", "the embedding switch changed state during the write-back; trying again"
+        )
 
     async def _retry_or_fail(
         self,
@@ -382,6 +473,10 @@ def _prompt_tokens(output: Any) -> int | None:
     usage = output.metadata.get("usage") or {}
     used = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     return used if isinstance(used, int) else None
+
+
+# Write-backs refused in a row because the switch state moved on, before the attempt is retried.
+_SWITCH_ROUNDS = 3
 
 
 def _reground_instruction(metadata: dict[str, Any] | None) -> str | None:

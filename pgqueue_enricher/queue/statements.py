@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.schema.sqlfiles import query
+from pgqueue_enricher.schema.sqlfiles import models_query, query
 from pgqueue_enricher.vocabulary import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -119,8 +119,27 @@ async def complete(
     cross_references: list[str],
     vector: list[float],
     metadata: dict[str, Any],
+    embedding_model: str | None = None,
 ) -> bool:
-    row = await db.fetchval(
+    written, _ = await complete_checked(
+        db, fence, description, cross_references, vector, metadata, embedding_model, None
+    )
+    return written
+
+
+async def complete_checked(
+    db: Executor,
+    fence: Fence,
+    description: str,
+    cross_references: list[str],
+    vector: list[float],
+    metadata: dict[str, Any],
+    embedding_model: str | None,
+    shadow: tuple[str, list[float]] | None,
+) -> tuple[bool, bool]:
+    """The write-back; (written, models current). Not written with models not current: an
+    embedding switch moved on since the worker read its state (sql/queries.sql)."""
+    row = await db.fetchrow(
         query("pointers_complete"),
         fence.pointer_id,
         fence.worker_id,
@@ -129,8 +148,26 @@ async def complete(
         _json(cross_references),
         vector,
         _json(metadata),
+        embedding_model,
+        shadow[1] if shadow else None,
+        shadow[0] if shadow else None,
     )
-    return row is not None
+    return row["id"] is not None, bool(row["models_current"])
+
+
+async def complete_shadow(
+    db: Executor, fence: Fence, shadow_model: str | None, vector: list[float] | None, metadata: dict[str, Any]
+) -> asyncpg.Record:
+    """A `remake: shadow` row back to complete with its shadow vector (sql/models.sql)."""
+    return await db.fetchrow(
+        models_query("pointers_complete_shadow"),
+        fence.pointer_id,
+        fence.worker_id,
+        fence.attempt,
+        shadow_model,
+        vector,
+        _json(metadata),
+    )
 
 
 async def retry_later(

@@ -54,6 +54,14 @@ def query(name: str) -> str:
         raise KeyError(f"no statement named {name!r} in sql/queries.sql") from None
 
 
+def models_query(name: str) -> str:
+    """A named statement from sql/models.sql (model stamps, stale rows, the embedding switch)."""
+    try:
+        return blocks("models.sql")[name]
+    except KeyError:
+        raise KeyError(f"no statement named {name!r} in sql/models.sql") from None
+
+
 def migration_sql(relative_path: str, direction: str) -> str:
     """The `upgrade` or `downgrade` block of a file applied by a migration."""
     return blocks(relative_path)[direction]

@@ -81,11 +81,14 @@ class VoyageFake(ServiceFake):
         else:
             texts = raw.get("input")
             texts = [texts] if isinstance(texts, str) else list(texts or [])
-            dims = (fault.dims or 512) if kind == "dims" else self.dimensions
+            requested = raw.get("output_dimension") if isinstance(raw.get("output_dimension"), int) else None
+            dims = (fault.dims or 512) if kind == "dims" else (requested or self.dimensions)
+            # Another model, another vector space: voyage-3's vectors stay what they always were.
+            space = "" if raw.get("model") in (None, "voyage-3") else f"{raw.get('model')}:"
             base64_wanted = raw.get("encoding_format") == "base64"
             data = []
             for index, text in enumerate(texts):
-                vector = fake_vector(str(text), dims or EMBEDDING_DIMENSIONS)
+                vector = fake_vector(space + str(text), dims or EMBEDDING_DIMENSIONS)
                 embedding: Any = vector
                 if base64_wanted:
                     embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")

@@ -44,7 +44,9 @@ PROJECT_TABLES = (
     "public.pgqueue_enricher_alembic_version",
     "public.pgqueue_enricher_security_undo",
     "public.pgqueue_enricher_provider_state",  # revision 0007
-    "public.pointer_cross_reference_links",  # revision 0014 (a view)
+    "public.pointer_cross_reference_links",  # revision 0013 (a view)
+    "public.pgqueue_enricher_embedding_switch",  # revision 0015
+    "public.pgqueue_enricher_embedding_shadow",
 )
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 FUNCTIONS = (

@@ -57,6 +57,9 @@ NON_LITERAL_STATEMENTS = {
     ("pgqueue_enricher/experience.py", "statement"),  # a constant text() with a bound :project_id
     ("pgqueue_enricher/schema/migrations.py", "sql"),  # a block of sql/*.sql, applied verbatim by a migration
     ("pgqueue_enricher/queue/pipeline.py", "pointer.png_path"),  # CropStore.fetch, not SQL
+    ("pgqueue_enricher/cli/compare.py", "row['png_path']"),  # CropStore.fetch, not SQL
+    # ALTER ... TYPE vector(N): sql/models.sql's block with a quoted schema and an int formatted in
+    ("pgqueue_enricher/model_switch.py", "retype"),
     (
         "pgqueue_enricher/admission/provider_state.py",
         "query(name)",
@@ -122,7 +125,7 @@ def executed_statements(path: Path) -> list[tuple[int, str]]:
         if (
             isinstance(statement, ast.Call)
             and isinstance(statement.func, ast.Name)
-            and statement.func.id in ("query", "text")
+            and statement.func.id in ("query", "models_query", "text")
             and len(statement.args) == 1
             and isinstance(statement.args[0], ast.Constant)
         ):

@@ -50,6 +50,10 @@ def _read_crop(data: bytes, max_pixels: int) -> OcrPage:
     return import_ocr().read_crop(data, max_pixels)
 
 
+# The local provider's own id for the `model_version` stamp: its OCR engine and rules.
+LOCAL_MODEL_VERSION = f"local-{OCR_ENGINE}"
+
+
 class LocalDescriber:
     """Describer for ENRICHER_PROVIDER=local. OCR runs in a worker thread (it is CPU-bound for
     a second or so) so the event loop keeps heartbeating leases meanwhile."""
@@ -82,6 +86,7 @@ class LocalDescriber:
             metadata={
                 "provider": "local-ocr",
                 "model": "local",
+                "model_version": LOCAL_MODEL_VERSION,
                 "ocr_engine": OCR_ENGINE,
                 "ocr_lines": len(analysis.lines),
                 "ocr_ms": round(page.elapsed_ms, 1),

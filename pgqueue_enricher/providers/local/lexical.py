@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from pgqueue_enricher.errors import PermanentFailure
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS, Embedding
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class LexicalEmbedder:
     meaning; good enough for the demo and tests, not a substitute for Voyage."""
 
     name = "lexical-hash-1024"
+    model = name
 
     def __init__(self, settings: Settings | None = None) -> None:
         """Takes the settings like every provider, and needs none of them."""
@@ -79,6 +81,16 @@ class LexicalEmbedder:
     async def embed(self, text: str) -> Embedding:
         vector = lexical_vector(text)
         return Embedding(vector=vector, model=self.name, total_tokens=len(text.split()), kind="lexical")
+
+    async def embed_as(self, text: str, model: str, dimensions: int | None) -> Embedding:
+        """Only its own model: an embedding switch needs Voyage (ENRICHER_PROVIDER=gemini)."""
+        if model != self.name or dimensions not in (None, EMBEDDING_DIMENSIONS):
+            raise PermanentFailure(
+                "config",
+                f"the local provider embeds only with {self.name}, not {model!r}: "
+                "an embedding switch needs ENRICHER_PROVIDER=gemini (Voyage)",
+            )
+        return await self.embed(text)
 
     async def aclose(self) -> None:
         """Nothing to release."""
