@@ -34,8 +34,11 @@ WITH needed (kind, object, privilege) AS (
         ('table', 'public.pgqueue_enricher_lane_tiers', 'SELECT'),
         ('table', 'public.pgqueue_enricher_lane_tiers', 'INSERT'),
         ('table', 'public.pgqueue_enricher_lane_tiers', 'UPDATE'),
-        ('function', 'public.pgqueue_enricher_acquire_permits(text, double precision[], double precision, '
-            'double precision, double precision, double precision)', 'EXECUTE')
+        ('table', 'public.pgqueue_enricher_embedding_switch', 'SELECT'),
+        ('table', 'public.pgqueue_enricher_embedding_shadow', 'INSERT'),
+        ('table', 'public.pgqueue_enricher_embedding_shadow', 'UPDATE'),
+        ('function', 'public.pgqueue_enricher_permit(text, double precision, double precision, '
+            'double precision, double precision, double precision, text, double precision)', 'EXECUTE')
 )
 SELECT kind, object, privilege,
        CASE kind

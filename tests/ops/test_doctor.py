@@ -35,8 +35,8 @@ LEAKY_VOYAGE_KEY = "pa-leaked-voyage-key-9f8e7d6c5b4a3210"
 LEAKY_SUPABASE_KEY = "eyJhbGciOiJIUzI1NiJ9.leaked-service-role.c2lnbmF0dXJl"
 LISTEN_WAIT = 2.0
 PERMITS_FUNCTION = (
-    "public.pgqueue_enricher_acquire_permits(text, double precision[], double precision, "
-    "double precision, double precision, double precision)"
+    "public.pgqueue_enricher_permit(text, double precision, double precision, "
+    "double precision, double precision, double precision, text, double precision)"
 )
 
 
@@ -238,7 +238,7 @@ async def test_a_role_without_the_workers_privileges_fails_the_privileges_check(
         checks = await checks_of(healthy.model_copy(update={"database_url": SecretStr(url)}))
         assert not checks["privileges"].ok, checks["privileges"]
         assert "UPDATE on public.pointers" in checks["privileges"].detail
-        assert "EXECUTE on public.pgqueue_enricher_acquire_permits" in checks["privileges"].detail
+        assert "EXECUTE on public.pgqueue_enricher_permit" in checks["privileges"].detail
         assert "reader-password-5e1f" not in json.dumps([c.as_json() for c in checks.values()])
     finally:
         await conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")

@@ -467,7 +467,7 @@ async def test_a_reused_description_whose_stored_cross_references_are_not_string
     stored = {
         "list of odd items": (
             [1, {"sheet": "S-101"}, None, ["A-201"], True, "A-201", " s-101 ", "S-101"],
-            ["A-201", "s-101"],
+            ["A-201", "S-101"],  # strings kept, written in canonical form, duplicates dropped
         ),
         "an object": ({"S-101": True}, []),
         "a string": ("S-101", []),
