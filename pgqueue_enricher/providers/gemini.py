@@ -223,6 +223,8 @@ def _raise_for_flex(exc: genai_errors.APIError) -> None:
     """A Flex call's shed (429/503) is a wait; a 400 about the tier is a refusal of the tier."""
     code = exc.code or 0
     message = " ".join(str(exc.message or "").split())[:_MESSAGE_CHARS] or "no message"
+    if code == 429 and (failure := classify_api_error(exc, "")).scope == "systemic":
+        raise failure from None  # a spend cap or a spent budget is no shed: Flex cannot help
     if code in (429, 503):
         delay = retry_delay(exc)
         raise tiers.FlexShed(
