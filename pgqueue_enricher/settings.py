@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_base_url: str | None = None
     pass2_model: str = "gemini-3-flash-preview"
+    # A response served by another model than PASS2_MODEL (not a dated snapshot of it): pause
+    # Gemini for the fleet until someone decides, or accept it and stamp the model that served.
+    pass2_on_model_substitution: Literal["pause", "accept"] = "pause"
     pass2_thinking_level: str = "high"
     pass2_temperature: float | None = None
     pass2_gemini_timeout: float = Field(300.0, gt=0)

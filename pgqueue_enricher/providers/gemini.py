@@ -9,6 +9,7 @@ when it is importable), so timeouts and connection errors have one set of except
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -110,6 +111,7 @@ class GeminiDescriber:
         register_settings_secrets(settings)
         self._api_key = settings.gemini_api_key
         self._model = settings.pass2_model
+        self._on_substitution = settings.pass2_on_model_substitution
         self._timeout = settings.pass2_gemini_timeout
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.pass2_gemini_timeout),
@@ -167,7 +169,23 @@ class GeminiDescriber:
         output.metadata["estimated_cost_usd"] = costs.estimate_cost_usd(
             output.metadata.get("usage") or {}, tier, self._prices
         )
-        return output
+        return dataclasses.replace(
+            output, provider_problem=self._substitution(output.metadata.get("model_version"))
+        )
+
+    def _substitution(self, served: str | None) -> TransientFailure | None:
+        """The pause a substituted model calls for: Google may serve a retired id with another
+        model, billed at that model's price, and `modelVersion` is the only sign of it."""
+        if not is_substitution(self._model, served) or self._on_substitution == "accept":
+            return None
+        return TransientFailure(
+            "model_substituted",
+            f"Gemini served {served!r} for the requested model {self._model!r}, billed at the "
+            f"served model's price: set PASS2_MODEL to the model wanted, or "
+            f"PASS2_ON_MODEL_SUBSTITUTION=accept, then restart the workers",
+            scope="systemic",
+            provider="gemini",
+        )
 
     async def _generate(self, item: EnrichmentInput, mime: str, tier: str) -> types.GenerateContentResponse:
         timeout = self.tiers.timeout_for(tier)
@@ -223,6 +241,8 @@ def _raise_for_flex(exc: genai_errors.APIError) -> None:
     """A Flex call's shed (429/503) is a wait; a 400 about the tier is a refusal of the tier."""
     code = exc.code or 0
     message = " ".join(str(exc.message or "").split())[:_MESSAGE_CHARS] or "no message"
+    if code == 429 and (failure := classify_api_error(exc, "")).scope == "systemic":
+        raise failure from None  # a spend cap or a spent budget is no shed: Flex cannot help
     if code in (429, 503):
         delay = retry_delay(exc)
         raise tiers.FlexShed(
@@ -247,3 +267,13 @@ def _is_aiohttp_connection_error(exc: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+
+
+def is_substitution(requested: str, served: str | None) -> bool:
+    """Whether `served` is another model than `requested`: neither the id itself nor a dated
+    snapshot of it (the id, `-`, a suffix). A response that names no model says nothing."""
+    if not served:
+        return False
+    served = served.removeprefix("models/")
+    requested = requested.removeprefix("models/")
+    return served != requested and not served.startswith(requested + "-")

@@ -4,16 +4,41 @@ A 429 body may carry a `google.rpc.QuotaFailure` whose violations name the budge
 `quotaId` (`...PerMinute...`, `...PerDay...`, `...InputTokens...PerMinute...`) and its size
 by `quotaValue`. A body with no details at all (the Vertex style) is a per-minute refusal:
 waiting for the gate's next slot is the right answer to it, pausing the fleet is not.
+
+Some 429s are not throttling at all: a spend cap per rolling period, a depleted prepaid
+balance, a tier change. They last until a person acts or the period resets, so they pause the
+provider like a spent daily quota instead of sending every row back to wait for nothing.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from pgqueue_enricher.errors import EnrichmentFailure, TransientFailure
 
 QUOTA_FAILURE = "google.rpc.QuotaFailure"
+
+# (kind, what it means, what names it in the message or a quota id). Every ordinary quota body
+# says "check your plan and billing details", so billing alone names nothing.
+NOT_THROTTLING = (
+    (
+        "spend_cap",
+        "a spend cap is reached",
+        re.compile(r"spend(ing)?[\s_-]*(cap|limit)|SpendLimit|SpendCap", re.I),
+    ),
+    (
+        "prepaid_balance",
+        "the prepaid balance is depleted",
+        re.compile(r"prepa(id|yment)|(credit|account) balance|insufficient (funds|balance|credit)", re.I),
+    ),
+    (
+        "tier_change",
+        "the project's usage tier changed",
+        re.compile(r"tier (change|upgrade|downgrade)|(usage|billing) tier (has )?changed|TierChange", re.I),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,16 @@ def admission_scope(
         failure.scope = "outage"
         return failure
     refusal = read_quota_refusal(details or [])
+    for kind, meaning, pattern in NOT_THROTTLING:
+        if pattern.search(failure.reason) or any(pattern.search(quota_id) for quota_id in refusal.quota_ids):
+            return TransientFailure(
+                kind,
+                f"{provider.capitalize()} refused because {meaning}; a person must act or the period "
+                f"reset: {failure.reason}",
+                retry_after=failure.retry_after,
+                scope="systemic",
+                provider=provider,
+            )
     if refusal.daily:
         return TransientFailure(
             "daily_quota",

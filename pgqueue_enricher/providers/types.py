@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pgqueue_enricher.errors import EnrichmentFailure
+
 EMBEDDING_DIMENSIONS = 1024
 
 
@@ -32,6 +34,9 @@ class EnrichmentOutput:
     cross_references: list[str]
     embedding_text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A provider-wide problem this answer revealed although it is usable (a substituted model):
+    # the row keeps the answer, and the gate pauses the provider for the fleet.
+    provider_problem: EnrichmentFailure | None = None
 
 
 @dataclass(frozen=True)

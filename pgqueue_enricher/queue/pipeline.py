@@ -267,7 +267,11 @@ class Pipeline:
         except EnrichmentFailure as failure:
             await self.gate.failed(grant, failure)
             raise
-        await self.gate.succeeded(grant, tokens_used(result))
+        problem = getattr(result, "provider_problem", None)
+        if problem is not None:  # a usable answer that reveals a provider-wide problem
+            await self.gate.failed(grant, problem)
+        else:
+            await self.gate.succeeded(grant, tokens_used(result))
         return result
 
     async def _embed(self, fence: statements.Fence, text: str, timings: dict[str, int]) -> Embedding:

@@ -26,11 +26,17 @@ GEMINI_KINDS = frozenset(
     {
         "ok", "429", "429_retry_info", "429_no_retry_after", "408", "500", "503", "400", "401",
         "403", "timeout", "drop", "drop_mid_body", "safety", "prompt_blocked", "empty", "huge",
-        "answer", "max_tokens", "404", "quota", "quota_vertex", "daily_quota", "401_key",
+        "answer", "max_tokens", "404", "quota", "quota_vertex", "daily_quota", "401_key", "spend_cap",
     }
 )  # fmt: skip
 # Outage modes of the Gemini fake, and the fault each answers every call with.
-OUTAGE_MODES = {"key_revoked": "401_key", "model_gone": "404", "down": "503", "timeout": "timeout"}
+OUTAGE_MODES = {
+    "key_revoked": "401_key",
+    "model_gone": "404",
+    "down": "503",
+    "timeout": "timeout",
+    "spend_cap": "spend_cap",
+}
 
 # Models the model lookup finds; any other id answers 404 NOT_FOUND.
 KNOWN_MODELS = frozenset({"gemini-3-flash-preview", "gemini-3.5-flash", "gemini-3.6-flash"})
@@ -142,6 +148,7 @@ class GeminiFake(ServiceFake):
         self.by_title: collections.Counter[str] = collections.Counter()
         self.ok_by_title: collections.Counter[str] = collections.Counter()  # successful answers
         self.answer: Callable[[str], str] = realistic_answer
+        self.served_model: str | None = None  # the modelVersion answered (None: the requested id)
         self._quota: tuple[int, float, bool] | None = None
         self._accepted_at: collections.deque[float] = collections.deque()
         self._daily: tuple[float | None, int, float] | None = None
@@ -339,6 +346,8 @@ class GeminiFake(ServiceFake):
         kind = fault.kind
         if ex.common(fault):
             return
+        # The model that answers: Google may serve a retired id with another model.
+        model = self.served_model or model
         if kind == "429":
             details = None
             if fault.retry_delay:
@@ -397,6 +406,12 @@ class GeminiFake(ServiceFake):
                 f"Quota exceeded for metric: generate_content_paid_tier_requests, limit: {fault.quota_value}"
             )
             ex.json(429, _error_json(429, "RESOURCE_EXHAUSTED", message, details))
+        elif kind == "spend_cap":
+            message = (
+                "Your project has exceeded its spend cap for the current 10-minute window. "
+                "Please check your plan and billing details."
+            )
+            ex.json(429, _error_json(429, "RESOURCE_EXHAUSTED", message))
         elif kind == "quota_vertex":
             message = "Resource exhausted. Please try again later. Please refer to the quota documentation."
             ex.json(429, _error_json(429, "RESOURCE_EXHAUSTED", message))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -150,3 +151,43 @@ async def run_cli(settings: Settings, *args: str) -> tuple[int, str]:
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
     return process.returncode, output.decode()
+
+
+PROVIDER_CHANNEL = "test_provider_changed"
+
+
+class PauseWatcher:
+    """Pause and resume of the provider rows, as awaitable events (a trigger + NOTIFY)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.changes: asyncio.Queue[tuple[str, bool, datetime | None]] = asyncio.Queue()
+
+    async def install(self) -> PauseWatcher:
+        await self.conn.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION test_watch_provider() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{PROVIDER_CHANNEL}', NEW.provider || ' ' || coalesce(NEW.paused_since::text, ''));
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER test_watch_provider AFTER UPDATE ON pgqueue_enricher_provider_state
+                FOR EACH ROW WHEN (OLD.paused_since IS DISTINCT FROM NEW.paused_since)
+                EXECUTE FUNCTION test_watch_provider();
+            """
+        )
+        await self.conn.add_listener(PROVIDER_CHANNEL, self._on_change)
+        return self
+
+    def _on_change(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        provider, _, since = payload.partition(" ")
+        self.changes.put_nowait((provider, bool(since), datetime.fromisoformat(since) if since else None))
+
+    async def until(self, provider: str, paused: bool, timeout: float = 30.0) -> datetime | None:
+        async def wait() -> datetime | None:
+            while True:
+                name, now_paused, since = await self.changes.get()
+                if name == provider and now_paused == paused:
+                    return since
+
+        return await asyncio.wait_for(wait(), timeout)

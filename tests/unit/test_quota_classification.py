@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from pgqueue_enricher.errors import TransientFailure
 from pgqueue_enricher.providers.gemini import GeminiDescriber
+from pgqueue_enricher.providers.quota import admission_scope
 from pgqueue_enricher.providers.types import EnrichmentInput
 from pgqueue_enricher.providers.voyage import VoyageEmbedder
 from pgqueue_enricher.settings import Settings
@@ -89,3 +91,46 @@ async def test_voyage_refusing_its_key_is_systemic_and_its_429_a_wait(
     limited = await raised_failure(embedder.embed("text"))
     assert (refused.scope, refused.kind, refused.provider) == ("systemic", "auth", "voyage")
     assert (limited.scope, limited.provider) == ("wait", "voyage")
+
+
+PER_MINUTE = "You exceeded your current quota, please check your plan and billing details."
+
+
+def quota_details(quota_id: str) -> list[dict[str, object]]:
+    return [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": quota_id}]}]
+
+
+@pytest.mark.parametrize(
+    ("message", "quota_id", "kind"),
+    [
+        ("Your project has reached its spend cap for the current period.", "", "spend_cap"),
+        (PER_MINUTE, "GenerateContentSpendLimitPerTenMinutesPerProject", "spend_cap"),
+        ("Your prepaid credit balance is depleted. Add credits to continue.", "", "prepaid_balance"),
+        ("Insufficient funds on the billing account.", "", "prepaid_balance"),
+        ("Your project's usage tier has changed; limits are being updated.", "", "tier_change"),
+    ],
+)
+def test_a_429_that_is_not_throttling_pauses_the_provider_naming_why(
+    message: str, quota_id: str, kind: str
+) -> None:
+    limited = TransientFailure(
+        "rate_limited", f"Gemini rate limit or quota reached (429): {message}", retry_after=600
+    )
+    failure = admission_scope(limited, "gemini", quota_details(quota_id) if quota_id else [])
+    assert (failure.scope, failure.kind, failure.provider) == ("systemic", kind, "gemini")
+    assert failure.gives_attempt_back and failure.retry_after == 600
+    assert "a person must act" in failure.reason
+
+
+@pytest.mark.parametrize(
+    ("message", "quota_id"),
+    [
+        (PER_MINUTE, "GenerateRequestsPerMinutePerProjectPerModel"),
+        (PER_MINUTE, ""),
+        ("Resource exhausted.", ""),
+    ],
+)
+def test_a_plain_per_minute_refusal_stays_a_wait(message: str, quota_id: str) -> None:
+    limited = TransientFailure("rate_limited", f"Gemini rate limit or quota reached (429): {message}")
+    failure = admission_scope(limited, "gemini", quota_details(quota_id) if quota_id else [])
+    assert (failure.scope, failure.kind) == ("wait", "rate_limited")
