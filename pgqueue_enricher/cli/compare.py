@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -20,12 +21,14 @@ from typing import Any
 
 import asyncpg
 
+from pgqueue_enricher.admission.gate import Admission
 from pgqueue_enricher.errors import EnrichmentFailure
 from pgqueue_enricher.providers import pricing
 from pgqueue_enricher.providers.local.rules import find_dimensions
 from pgqueue_enricher.providers.prompt import SECTION_HEADINGS
 from pgqueue_enricher.providers.references import normalise_references
 from pgqueue_enricher.providers.types import EnrichmentInput, EnrichmentOutput
+from pgqueue_enricher.queue.pipeline import gated_call, prompt_tokens
 from pgqueue_enricher.redact import scrub
 from pgqueue_enricher.schema.sqlfiles import models_query
 from pgqueue_enricher.settings import Settings
@@ -90,13 +93,13 @@ def agreement(stored: list[str], candidate: list[str]) -> float | None:
     return None if not union else round(len(set(stored) & set(candidate)) / len(union), 3)
 
 
-async def _describe(describer: Any, item: EnrichmentInput) -> tuple[EnrichmentOutput, float]:
-    """The candidate's one call for this pointer.
-
-    Hook: the call goes to the provider directly; once the admission gate can admit a call
-    outside a worker, wrap `describer` with it here so compare shares the fleet's limits."""
+async def _describe(gate: Admission, describer: Any, item: EnrichmentInput) -> tuple[EnrichmentOutput, float]:
+    """The candidate's one call for this pointer, through the fleet's gate: it shares the
+    workers' limits, and a refusal or an outage it meets counts for the fleet like theirs."""
     started = time.perf_counter()
-    output = await describer.describe(item)
+    output = await gated_call(
+        gate, "gemini", item.prompt_text(), True, lambda: describer.describe(item), prompt_tokens
+    )
     return output, time.perf_counter() - started
 
 
@@ -115,8 +118,18 @@ async def compare(conn: asyncpg.Connection, settings: Settings, args: argparse.N
     sample = await conn.fetch(
         models_query("pointers_compare_sample"), args.sample, args.project, str(args.seed)
     )
-    candidate_settings = settings.model_copy(update={"pass2_model": args.model})
+    # A candidate served under another name is a finding of the comparison (its stamp shows
+    # it), not a reason to pause the fleet's own model.
+    candidate_settings = settings.model_copy(
+        update={"pass2_model": args.model, "pass2_on_model_substitution": "accept"}
+    )
     prices = pricing.Prices.from_settings(settings)
+
+    async def db(operation: Callable[..., Awaitable[Any]], *params: Any, attempts: int = 1) -> Any:
+        return await operation(conn, *params)
+
+    gate = Admission(settings, f"compare-{os.getpid()}", db)
+    await gate.refresh()
     describer = GeminiDescriber(candidate_settings)
     store = open_crop_store(settings)
     await describer.open()
@@ -141,6 +154,7 @@ async def compare(conn: asyncpg.Connection, settings: Settings, args: argparse.N
             try:
                 crop = await store.fetch(row["png_path"])
                 output, seconds = await _describe(
+                    gate,
                     describer,
                     EnrichmentInput(
                         pointer_id=str(row["id"]),

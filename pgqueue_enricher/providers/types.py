@@ -23,6 +23,12 @@ class EnrichmentInput:
     reground_instruction: str | None = None
     lane: str = "interactive"  # the queue lane: decides Gemini's service tier (providers/tiers.py)
 
+    def prompt_text(self) -> str:
+        """The text parts of the prompt, for the gate's token estimate before the call."""
+        return "".join(
+            (self.sheet_reflection or "", self.page_name, self.discipline_name, self.pointer_title)
+        )
+
 
 @dataclass(frozen=True)
 class EnrichmentOutput:

@@ -51,6 +51,29 @@ class Gate(Protocol):
     async def failed(self, grant: Any, failure: EnrichmentFailure) -> None: ...
 
 
+async def gated_call(
+    gate: Gate,
+    provider: str,
+    text: str,
+    image: bool,
+    call: Callable[[], Awaitable[T]],
+    tokens_used: Callable[[T], int | None],
+) -> T:
+    """One provider call behind the gate: its permit first, then its outcome with that grant."""
+    grant = await gate.admit(provider, text, image)
+    try:
+        result = await call()
+    except EnrichmentFailure as failure:
+        await gate.failed(grant, failure)
+        raise
+    problem = getattr(result, "provider_problem", None)
+    if problem is not None:  # a usable answer that reveals a provider-wide problem
+        await gate.failed(grant, problem)
+    else:
+        await gate.succeeded(grant, tokens_used(result))
+    return result
+
+
 class LeaseLost(Exception):
     """The row is no longer ours (rescued after a stall, or deleted): stop, write nothing."""
 
@@ -195,15 +218,12 @@ class Pipeline:
                 reground_instruction=_reground_instruction(pointer.metadata),
                 lane=pointer.lane,
             )
-            prompt = "".join(
-                (item.sheet_reflection or "", item.page_name, item.discipline_name, item.pointer_title)
-            )
             output = await self._gated(
                 providers.describer.name,
-                prompt,
+                item.prompt_text(),
                 True,
                 lambda: providers.describer.describe(item),
-                _prompt_tokens,
+                prompt_tokens,
             )
             timings["describe_ms"] = _ms(start)
             # A lane whose tier the API refused is written down once, for `status` (providers/tiers.py).
@@ -260,19 +280,7 @@ class Pipeline:
         call: Callable[[], Awaitable[T]],
         tokens_used: Callable[[T], int | None],
     ) -> T:
-        """One provider call behind the gate: its permit first, then its outcome with that grant."""
-        grant = await self.gate.admit(provider, text, image)
-        try:
-            result = await call()
-        except EnrichmentFailure as failure:
-            await self.gate.failed(grant, failure)
-            raise
-        problem = getattr(result, "provider_problem", None)
-        if problem is not None:  # a usable answer that reveals a provider-wide problem
-            await self.gate.failed(grant, problem)
-        else:
-            await self.gate.succeeded(grant, tokens_used(result))
-        return result
+        return await gated_call(self.gate, provider, text, image, call, tokens_used)
 
     async def _embed(self, fence: statements.Fence, text: str, timings: dict[str, int]) -> Embedding:
         """With the model pointers.embedding holds (the switch state's, else the embedder's own)."""
@@ -472,7 +480,7 @@ class Pipeline:
         return Settled("lease_lost")
 
 
-def _prompt_tokens(output: Any) -> int | None:
+def prompt_tokens(output: Any) -> int | None:
     """Input tokens the provider counted for a describe call (its usage_metadata), if it said."""
     usage = output.metadata.get("usage") or {}
     used = usage.get("prompt_tokens") if isinstance(usage, dict) else None

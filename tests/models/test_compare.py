@@ -67,3 +67,24 @@ async def test_compare_makes_exactly_n_candidate_calls_and_leaves_every_pointer_
     ]
     code, text = await run_cli(settings, "compare", "--model", "gemini-3.5-flash", "--sample", "2")
     assert code == 0 and "total candidate" in text and "mean reference agreement 100%" in text
+
+
+async def test_compare_asks_the_fleet_s_gate_for_every_call(
+    db_url: str, conn: asyncpg.Connection, provider_settings: Settings, crops: FakeServer, watcher: RowWatcher
+) -> None:
+    # 60 calls a minute: each permit moves the fleet's schedule on by a second's share.
+    settings = worker_settings(provider_settings, db_url, pass2_gemini_rpm=60)
+    _, page = await make_page(conn)
+    await insert_pointers(conn, page, 3)
+    async with running_worker(settings):
+        await watcher.until_final(3, timeout=30)
+    before = await conn.fetchval(
+        "SELECT next_free_at FROM pgqueue_enricher_provider_state WHERE provider = 'gemini'"
+    )
+    code, output = await run_cli(settings, "compare", "--model", "gemini-3.5-flash", "--sample", "3")
+    assert code == 0, output
+    after = await conn.fetchval(
+        "SELECT next_free_at FROM pgqueue_enricher_provider_state WHERE provider = 'gemini'"
+    )
+    # Three permits at 60/min (with the gate's headroom): the schedule moved about 3 s on.
+    assert (after - before).total_seconds() >= 3 * 60 / 60 * 0.9
