@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher.admission.gate import Admission
+from pgqueue_enricher.cli.arguments import positive_int, uuid_arg, whole_number
 from pgqueue_enricher.errors import EnrichmentFailure
 from pgqueue_enricher.providers import pricing
 from pgqueue_enricher.providers.local.rules import find_dimensions
@@ -38,39 +38,15 @@ WithConnection = Callable[[Settings, Any], Awaitable[Any]]
 TOKEN_KINDS = ("prompt_tokens", "output_tokens", "thoughts_tokens", "tool_use_prompt_tokens")
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
-    return number
-
-
-def _seed(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
-
-
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "compare", help="try a candidate Gemini model on stored pointers, writing nothing to them"
     )
     parser.add_argument("--model", required=True, help="the candidate model id (e.g. gemini-3.5-flash)")
-    parser.add_argument("--sample", type=_positive_int, default=20, help="how many pointers (default 20)")
-    parser.add_argument("--project", type=_uuid, help="only pointers of this project")
+    parser.add_argument("--sample", type=positive_int, default=20, help="how many pointers (default 20)")
+    parser.add_argument("--project", type=uuid_arg, help="only pointers of this project")
     parser.add_argument(
-        "--seed", type=_seed, default=0, help="which sample (the same seed, the same pointers)"
+        "--seed", type=whole_number, default=0, help="which sample (the same seed, the same pointers)"
     )
     parser.add_argument("--json", action="store_true", help="print only JSON on stdout")
     parser.add_argument("--output", type=Path, help="also write the results to this JSON file")

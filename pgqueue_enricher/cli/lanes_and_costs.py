@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from pgqueue_enricher.cli.arguments import uuid_arg
 from pgqueue_enricher.queue import statements
 from pgqueue_enricher.settings import Settings
 from pgqueue_enricher.vocabulary import ENRICHMENT_LANES
@@ -34,13 +35,6 @@ def _since(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
-
-
 def add_status_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--costs", action="store_true", help="tokens and estimated USD per project and lane instead"
@@ -48,7 +42,7 @@ def add_status_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument(
         "--since", type=_since, help="with --costs: only completions this recent (24h, 90m, 7d)"
     )
-    status.add_argument("--project", type=_uuid, help="with --costs: only this project")
+    status.add_argument("--project", type=uuid_arg, help="with --costs: only this project")
 
 
 def add_requeue_arguments(requeue: argparse.ArgumentParser) -> None:

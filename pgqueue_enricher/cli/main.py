@@ -10,46 +10,19 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
 from typing import Any
 
 import asyncpg
 
 from pgqueue_enricher.cli import embeddings, lanes_and_costs, models
 from pgqueue_enricher.cli import references as references_command
+from pgqueue_enricher.cli.arguments import positive_float, positive_int, uuid_arg
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.queue import statements
 from pgqueue_enricher.queue.outages import WorkerFault
 from pgqueue_enricher.redact import register_settings_secrets, scrub
 from pgqueue_enricher.settings import ConfigError, Settings, exit_on_config_error, load_settings
-
-
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {value!r}")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="run the worker daemon")
-    run.add_argument("--concurrency", type=_positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
+    run.add_argument("--concurrency", type=positive_int, help="pointers in flight (PASS2_MAX_CONCURRENT)")
     run.add_argument(
-        "--poll-interval", type=_positive_float, help="seconds between polls (PASS2_POLL_INTERVAL)"
+        "--poll-interval", type=positive_float, help="seconds between polls (PASS2_POLL_INTERVAL)"
     )
     run.add_argument("--worker-id", help="name shown in leases and `status` (default: host-pid-random)")
     run.add_argument("--drain", action="store_true", help="exit 0 once nothing is pending or in flight")
@@ -80,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     lanes_and_costs.add_status_arguments(status)
 
     requeue = commands.add_parser("requeue", help="move failed pointers back to pending")
-    requeue.add_argument("--project", type=_uuid, help="only pointers of this project")
-    requeue.add_argument("--pointer", type=_uuid, action="append", help="only this pointer (repeatable)")
+    requeue.add_argument("--project", type=uuid_arg, help="only pointers of this project")
+    requeue.add_argument("--pointer", type=uuid_arg, action="append", help="only this pointer (repeatable)")
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
     lanes_and_costs.add_requeue_arguments(requeue)
@@ -89,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_compare_parser(commands)
     embeddings.add_parser(commands)
 
-    references_command.add_parser(commands, _uuid)
+    references_command.add_parser(commands, uuid_arg)
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
-        "--pointers", type=_positive_int, default=12, help="how many sample pointers (default 12)"
+        "--pointers", type=positive_int, default=12, help="how many sample pointers (default 12)"
     )
     demo.add_argument("--data-dir", help="where the embedded database and crops live (default .demo/)")
 
