@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     pass2_price_cached_input: float = Field(0.05, ge=0)
     pass2_flex_price_factor: float = Field(0.5, ge=0)
 
+    # The dashboard's HTTP basic auth: users `viewer` and `admin` (pgqueue-enricher dashboard).
+    dashboard_viewer_password: SecretStr | None = None
+    dashboard_admin_password: SecretStr | None = None
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_port: int | None = Field(None, ge=1, le=65535)

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.cli import lanes_and_costs
+from pgqueue_enricher.cli import dashboard, lanes_and_costs
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
 from pgqueue_enricher.logs import configure_logging
 from pgqueue_enricher.queue import statements
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     requeue.add_argument("--error-like", help="only failures whose reason matches this ILIKE pattern")
     requeue.add_argument("--all-failed", action="store_true", help="required when no filter is given")
     lanes_and_costs.add_requeue_arguments(requeue)
+
+    dashboard.add_arguments(commands.add_parser("dashboard", help="the operators' web dashboard"))
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -252,6 +254,7 @@ COMMANDS = {
     "status": cmd_status,
     "requeue": cmd_requeue,
     "demo": cmd_demo,
+    "dashboard": lambda args: dashboard.cmd_dashboard(args, _settings),
 }
 
 
