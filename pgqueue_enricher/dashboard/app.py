@@ -28,7 +28,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pgqueue_enricher.dashboard import data
+import pgqueue_enricher.dashboard.data as data
 from pgqueue_enricher.dashboard.render import environment
 from pgqueue_enricher.dashboard.security import (
     SECURITY_HEADERS,

@@ -23,7 +23,8 @@ FAILURE_GROUPS = 50
 ROWS_PER_GROUP = 20
 
 
-def statement(name: str) -> str:
+def query(name: str) -> str:
+    """A named statement of sql/dashboard.sql."""
     return blocks("dashboard.sql")[name]
 
 
@@ -76,20 +77,20 @@ class Overview:
 
 async def overview(db: Executor) -> Overview:
     counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
-    for row in await db.fetch(statement("overview_status_counts")):
+    for row in await db.fetch(query("overview_status_counts")):
         counts[row["status"]] = int(row["n"])
     lanes = {lane: {"pending": 0, "processing": 0} for lane in ENRICHMENT_LANES}
-    for row in await db.fetch(statement("overview_lane_counts")):
+    for row in await db.fetch(query("overview_lane_counts")):
         lanes.setdefault(row["lane"], {"pending": 0, "processing": 0})[row["status"]] = int(row["n"])
     completions = [
         (int(row["hour_epoch"]), int(row["n"]))
-        for row in await db.fetch(statement("overview_completions_per_hour"), 24)
+        for row in await db.fetch(query("overview_completions_per_hour"), 24)
     ]
-    last_hour = await db.fetchval(statement("overview_completed_last_hour"))
+    last_hour = await db.fetchval(query("overview_completed_last_hour"))
     return Overview(
         counts=counts,
         lanes=lanes,
-        oldest_pending_age_s=await db.fetchval(statement("overview_oldest_pending")),
+        oldest_pending_age_s=await db.fetchval(query("overview_oldest_pending")),
         completions=completions,
         completed_last_hour=int(last_hour),
         workers=await workers(db),
@@ -98,18 +99,18 @@ async def overview(db: Executor) -> Overview:
 
 
 async def workers(db: Executor) -> list[dict[str, Any]]:
-    return [dict(row) for row in await db.fetch(statement("overview_workers"))]
+    return [dict(row) for row in await db.fetch(query("overview_workers"))]
 
 
 async def providers(db: Executor) -> list[dict[str, Any]]:
     """Provider admission rows. The one place that knows that table's columns, so a change of
     the admission schema is adapted here (and in its statement) alone."""
-    return [dict(row) for row in await db.fetch(statement("providers_read"))]
+    return [dict(row) for row in await db.fetch(query("providers_read"))]
 
 
 async def projects(db: Executor) -> list[dict[str, Any]]:
     by_project: dict[uuid.UUID, dict[str, Any]] = {}
-    for row in await db.fetch(statement("projects_progress")):
+    for row in await db.fetch(query("projects_progress")):
         entry = by_project.setdefault(
             row["project_id"],
             {
@@ -121,7 +122,7 @@ async def projects(db: Executor) -> list[dict[str, Any]]:
             },
         )
         entry[row["status"]] = int(row["n"])
-    for row in await db.fetch(statement("projects_recent_cost")):
+    for row in await db.fetch(query("projects_recent_cost")):
         if row["project_id"] in by_project:
             by_project[row["project_id"]]["cost_7d"] = row["cost_7d"] or 0.0
             by_project[row["project_id"]]["cost_24h"] = row["cost_24h"] or 0.0
@@ -137,16 +138,16 @@ async def projects(db: Executor) -> list[dict[str, Any]]:
 
 
 async def failures(db: Executor) -> list[dict[str, Any]]:
-    groups = [dict(row) for row in await db.fetch(statement("failures_groups"), FAILURE_GROUPS)]
+    groups = [dict(row) for row in await db.fetch(query("failures_groups"), FAILURE_GROUPS)]
     keys = [g["reason_key"] for g in groups]
-    rows = await db.fetch(statement("failures_rows"), keys, ROWS_PER_GROUP) if keys else []
+    rows = await db.fetch(query("failures_rows"), keys, ROWS_PER_GROUP) if keys else []
     for group in groups:
         group["rows"] = [dict(r) for r in rows if r["reason_key"] == group["reason_key"]]
     return groups
 
 
 async def pointer(db: Executor, pointer_id: uuid.UUID) -> dict[str, Any] | None:
-    row = await db.fetchrow(statement("pointer_read"), pointer_id)
+    row = await db.fetchrow(query("pointer_read"), pointer_id)
     if row is None:
         return None
     found = dict(row)
@@ -157,7 +158,7 @@ async def pointer(db: Executor, pointer_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 async def project_exists(db: Executor, project_id: uuid.UUID) -> bool:
-    return bool(await db.fetchval(statement("project_exists"), project_id))
+    return bool(await db.fetchval(query("project_exists"), project_id))
 
 
 def _json_value(text: str | None) -> Any:
@@ -182,11 +183,11 @@ async def requeue_failed(
 ) -> int:
     if project_id is None and not pointer_ids:
         return 0  # never "every failed row" by accident: the SQL API reads all NULL so
-    return int(await db.fetchval(statement("action_requeue_failed"), project_id, pointer_ids))
+    return int(await db.fetchval(query("action_requeue_failed"), project_id, pointer_ids))
 
 
 async def requeue_failure_group(db: Executor, reason_key: str) -> int:
-    ids = await db.fetchval(statement("failures_group_ids"), reason_key)
+    ids = await db.fetchval(query("failures_group_ids"), reason_key)
     return await requeue_failed(db, pointer_ids=list(ids)) if ids else 0
 
 
@@ -201,11 +202,11 @@ async def move_to_lane(
         return 0
     return int(
         await db.fetchval(
-            statement("action_requeue_to_lane"), lane, project_id, pointer_ids, include_complete
+            query("action_requeue_to_lane"), lane, project_id, pointer_ids, include_complete
         )
     )
 
 
 async def resume_provider(db: Executor, provider: str) -> int:
     """Lift a provider's pause: 1 when one was lifted, 0 when it was not paused."""
-    return int(bool(await db.fetchval(statement("action_resume_provider"), provider)))
+    return int(bool(await db.fetchval(query("action_resume_provider"), provider)))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI, Request
 
 from pgqueue_enricher.dashboard import basic_auth_role, create_app
@@ -88,13 +89,17 @@ async def test_an_admin_requeues_one_row_and_is_told_how_many(
     client: httpx.AsyncClient, conn: asyncpg.Connection, seeded: Seeded
 ) -> None:
     page = await client.get(f"/pointers/{seeded.failed[0]}", auth=ADMIN[0])
-    response = await client.post(
-        "/actions/requeue-pointer",
-        auth=ADMIN[0],
-        data={"pointer_id": str(seeded.failed[0]), "csrf_token": csrf_token(page.text)},
-    )
+    with structlog.testing.capture_logs() as logs:
+        response = await client.post(
+            "/actions/requeue-pointer",
+            auth=ADMIN[0],
+            data={"pointer_id": str(seeded.failed[0]), "csrf_token": csrf_token(page.text)},
+        )
     assert response.status_code == 200
     assert re.search(r'id="touched">1<', response.text)
+    [logged] = [event for event in logs if event["event"] == "dashboard_action"]
+    assert logged["who"] == "admin" and logged["rows"] == 1
+    assert logged["action"] == f"requeue failed pointer {seeded.failed[0]}"
     assert await status_of(conn, seeded.failed[0]) == "pending"
     assert await status_of(conn, seeded.failed[1]) == "failed"
 

@@ -68,7 +68,7 @@ def scans(plan: dict) -> list[tuple[str, str | None, str | None]]:
 async def test_every_overview_query_is_index_driven(volume_conn: asyncpg.Connection) -> None:
     assert await volume_conn.fetchval("SELECT count(*) FROM pointers") == 100_000
     for name, args in OVERVIEW_STATEMENTS.items():
-        raw = await volume_conn.fetchval("EXPLAIN (FORMAT JSON) " + data.statement(name), *args)
+        raw = await volume_conn.fetchval("EXPLAIN (FORMAT JSON) " + data.query(name), *args)
         plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
         on_pointers = [scan for scan in scans(plan) if scan[1] == "pointers"]
         assert on_pointers, f"{name} reads pointers"
