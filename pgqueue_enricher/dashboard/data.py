@@ -201,9 +201,7 @@ async def move_to_lane(
     if project_id is None and not pointer_ids:
         return 0
     return int(
-        await db.fetchval(
-            query("action_requeue_to_lane"), lane, project_id, pointer_ids, include_complete
-        )
+        await db.fetchval(query("action_requeue_to_lane"), lane, project_id, pointer_ids, include_complete)
     )
 
 
