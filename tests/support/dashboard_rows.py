@@ -102,7 +102,11 @@ async def build_volume(conn: asyncpg.Connection, *, pointers: int = 100_000, pro
                    CASE WHEN g % 3 = 0 THEN 'backfill' ELSE 'interactive' END,
                    CASE WHEN s.status = 'pending' THEN g / (3 * $2) + 1 END,
                    CASE WHEN s.status = 'failed' THEN 5 ELSE 1 END,
-                   CASE WHEN s.status = 'failed' THEN 'failure reason ' || (g % 7) END,
+                   CASE WHEN s.status = 'failed' THEN (ARRAY[
+                       'crop not found in bucket project-files: the object is missing (HTTP 400 NoSuchKey)',
+                       'Gemini gave no usable answer after 5 attempts (empty final text)',
+                       'crop rejected: 24.1 MB is over PASS2_MAX_IMAGE_BYTES (20 MB)',
+                       'Gemini blocked the request for safety (finishReason SAFETY)'])[g % 4 + 1] END,
                    CASE WHEN s.status = 'processing' THEN 'worker-' || (g % 4) END,
                    CASE WHEN s.status = 'processing' THEN now() + interval '5 minutes' END,
                    CASE WHEN s.status = 'complete' THEN jsonb_build_object(
