@@ -78,14 +78,41 @@ FROM pgqueue_enricher_provider_state
 ORDER BY provider;
 
 -- name: projects_progress
--- Rows per project and status, through pages and disciplines (a row's project is where its
--- page is), with the project's name.
-SELECT d.project_id, pr.name, p.enrichment_status AS status, count(*) AS n
-FROM pointers AS p
-JOIN pages AS pg ON pg.id = p.page_id
-JOIN disciplines AS d ON d.id = pg.discipline_id
-LEFT JOIN projects AS pr ON pr.id = d.project_id
-GROUP BY 1, 2, 3;
+-- Per project: all rows, and those pending, processing and failed (complete is the rest).
+-- Each count is read from an index, not from the table: all rows per page from the page
+-- index (index-only), pending rows from the lanes' per-project index (index-only), and the
+-- few processing and failed rows through the status index.
+WITH per_page AS (
+    SELECT page_id, count(*) AS n
+    FROM pointers
+    GROUP BY page_id
+), totals AS (
+    SELECT d.project_id, sum(pp.n)::bigint AS total
+    FROM per_page AS pp
+    JOIN pages AS pg ON pg.id = pp.page_id
+    JOIN disciplines AS d ON d.id = pg.discipline_id
+    GROUP BY d.project_id
+), pending AS (
+    SELECT enrichment_project_id AS project_id, count(*) AS n
+    FROM pointers
+    WHERE enrichment_status = 'pending'
+    GROUP BY enrichment_project_id
+), unsettled AS (
+    SELECT d.project_id,
+           count(*) FILTER (WHERE p.enrichment_status = 'processing') AS processing,
+           count(*) FILTER (WHERE p.enrichment_status = 'failed') AS failed
+    FROM pointers AS p
+    JOIN pages AS pg ON pg.id = p.page_id
+    JOIN disciplines AS d ON d.id = pg.discipline_id
+    WHERE p.enrichment_status IN ('processing', 'failed')
+    GROUP BY d.project_id
+)
+SELECT t.project_id, pr.name, t.total,
+       coalesce(pe.n, 0) AS pending, coalesce(u.processing, 0) AS processing, coalesce(u.failed, 0) AS failed
+FROM totals AS t
+LEFT JOIN projects AS pr ON pr.id = t.project_id
+LEFT JOIN pending AS pe ON pe.project_id = t.project_id
+LEFT JOIN unsettled AS u ON u.project_id = t.project_id;
 
 -- name: projects_recent_cost
 -- Estimated Gemini cost per project of rows completed in the last 7 days, and of those in

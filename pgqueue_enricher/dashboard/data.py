@@ -111,30 +111,28 @@ async def providers(db: Executor) -> list[dict[str, Any]]:
 async def projects(db: Executor) -> list[dict[str, Any]]:
     by_project: dict[uuid.UUID, dict[str, Any]] = {}
     for row in await db.fetch(query("projects_progress")):
-        entry = by_project.setdefault(
-            row["project_id"],
-            {
-                "project_id": row["project_id"],
-                "name": row["name"],
-                **dict.fromkeys(ENRICHMENT_STATUSES, 0),
-                "cost_24h": 0.0,
-                "cost_7d": 0.0,
-            },
+        total, pending, processing, failed = (
+            int(row[k]) for k in ("total", "pending", "processing", "failed")
         )
-        entry[row["status"]] = int(row["n"])
+        complete = max(total - pending - processing - failed, 0)
+        by_project[row["project_id"]] = {
+            "project_id": row["project_id"],
+            "name": row["name"],
+            "total": total,
+            "pending": pending,
+            "processing": processing,
+            "failed": failed,
+            "complete": complete,
+            "backlog": pending + processing,
+            "percent_complete": 100.0 * complete / total if total else 0.0,
+            "cost_24h": 0.0,
+            "cost_7d": 0.0,
+        }
     for row in await db.fetch(query("projects_recent_cost")):
         if row["project_id"] in by_project:
             by_project[row["project_id"]]["cost_7d"] = row["cost_7d"] or 0.0
             by_project[row["project_id"]]["cost_24h"] = row["cost_24h"] or 0.0
-    result = []
-    for entry in by_project.values():
-        total = sum(entry[s] for s in ENRICHMENT_STATUSES)
-        entry["total"] = total
-        entry["backlog"] = entry["pending"] + entry["processing"]
-        entry["percent_complete"] = 100.0 * entry["complete"] / total if total else 0.0
-        result.append(entry)
-    result.sort(key=lambda e: (-e["backlog"], -e["failed"], e["name"] or ""))
-    return result
+    return sorted(by_project.values(), key=lambda e: (-e["backlog"], -e["failed"], e["name"] or ""))
 
 
 async def failures(db: Executor) -> list[dict[str, Any]]:

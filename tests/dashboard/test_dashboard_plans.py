@@ -1,14 +1,15 @@
-"""Every statement behind the overview is served by an index at 100,000 pointers over 200 projects.
+"""Every statement the dashboard reads with is served by an index at 100,000 pointers over 200 projects.
 
 The volume is built once per test session (generate_series, row triggers off) and only read.
 A plan that reads `pointers` with a sequential scan fails: the overview refreshes every few
 seconds for every operator with it open, so a full read of the table there would be paid
-all day.
+all day, and the other pages must not get slower with the table's history.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -26,6 +27,14 @@ OVERVIEW_STATEMENTS = {
     "overview_completions_per_hour": (24,),
     "overview_completed_last_hour": (),
     "overview_workers": (),
+}
+PAGE_STATEMENTS = {
+    "projects_progress": (),
+    "projects_recent_cost": (),
+    "failures_groups": (50,),
+    "failures_rows": (["0" * 32], 20),
+    "failures_group_ids": ("0" * 32,),
+    "pointer_read": (uuid.UUID(int=1),),
 }
 
 
@@ -67,7 +76,15 @@ def scans(plan: dict) -> list[tuple[str, str | None, str | None]]:
 
 async def test_every_overview_query_is_index_driven(volume_conn: asyncpg.Connection) -> None:
     assert await volume_conn.fetchval("SELECT count(*) FROM pointers") == 100_000
-    for name, args in OVERVIEW_STATEMENTS.items():
+    await assert_index_driven(volume_conn, OVERVIEW_STATEMENTS)
+
+
+async def test_every_query_of_the_other_pages_is_index_driven(volume_conn: asyncpg.Connection) -> None:
+    await assert_index_driven(volume_conn, PAGE_STATEMENTS)
+
+
+async def assert_index_driven(volume_conn: asyncpg.Connection, statements: dict[str, tuple]) -> None:
+    for name, args in statements.items():
         raw = await volume_conn.fetchval("EXPLAIN (FORMAT JSON) " + data.query(name), *args)
         plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
         on_pointers = [scan for scan in scans(plan) if scan[1] == "pointers"]
@@ -82,3 +99,13 @@ async def test_the_overview_shows_the_volume_it_reads(volume_conn: asyncpg.Conne
     assert overview.counts["complete"] == 80_000 and overview.counts["failed"] == 4_000
     assert sum(n["pending"] for n in overview.lanes.values()) == overview.counts["pending"]
     assert sum(n for _, n in overview.completions) <= overview.counts["complete"]
+
+
+async def test_the_projects_page_adds_up_to_the_table(volume_conn: asyncpg.Connection) -> None:
+    projects = await data.projects(volume_conn)
+    assert len(projects) == 200
+    for status, expected in (("total", 100_000), ("complete", 80_000), ("failed", 4_000)):
+        assert sum(p[status] for p in projects) == expected, status
+    pending = await volume_conn.fetchval("SELECT count(*) FROM pointers WHERE enrichment_status = 'pending'")
+    assert sum(p["pending"] for p in projects) == pending
+    assert 0 < sum(p["cost_24h"] for p in projects) < sum(p["cost_7d"] for p in projects)

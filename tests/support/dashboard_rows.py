@@ -74,7 +74,7 @@ async def seed_small(conn: asyncpg.Connection) -> Seeded:
 async def build_volume(conn: asyncpg.Connection, *, pointers: int = 100_000, projects: int = 200) -> None:
     """`pointers` rows over `projects` projects (one page each), mostly complete with a
     realistic description and metadata, the rest pending (both lanes), processing or failed
-    under a few reasons; completions spread over the last 8 days. Row triggers are off for
+    under a few reasons; completions spread over the last 30 days. Row triggers are off for
     the load (the denormalised columns are written directly) and the table is analysed."""
     await conn.execute("ALTER TABLE pointers DISABLE TRIGGER USER")
     try:
@@ -115,7 +115,7 @@ async def build_volume(conn: asyncpg.Connection, *, pointers: int = 100_000, pro
                        'usage', jsonb_build_object('prompt_tokens', 1500, 'output_tokens', 400)) END,
                    'crops/detail.png',
                    now() - interval '9 days' + g * interval '5 s',
-                   now() - (g % 192) * interval '1 hour' - (g % 3600) * interval '1 s'
+                   now() - (g % 720) * interval '1 hour' - (g % 3600) * interval '1 s'
             FROM generate_series(1, $1) g
             JOIN lp ON lp.n = g % $2
             CROSS JOIN LATERAL (
