@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pgqueue_enricher.settings import Settings
 
 PASSWORD_VARIABLES = "DASHBOARD_VIEWER_PASSWORD or DASHBOARD_ADMIN_PASSWORD"
+# Short passwords are guessable, and every page is scrubbed of the passwords' text: one
+# that is a common word would blank that word out wherever it appears.
+MIN_PASSWORD_LENGTH = 12
 
 
 def add_arguments(dashboard: argparse.ArgumentParser) -> None:
@@ -64,6 +67,9 @@ def cmd_dashboard(args: argparse.Namespace, load: Callable[[argparse.Namespace],
             f"the dashboard needs a password: set {PASSWORD_VARIABLES} "
             "(users viewer and admin over HTTP basic auth), or --no-auth on 127.0.0.1"
         )
+    for variable, secret in (("DASHBOARD_VIEWER_PASSWORD", viewer), ("DASHBOARD_ADMIN_PASSWORD", admin)):
+        if not args.no_auth and secret is not None and len(secret.get_secret_value()) < MIN_PASSWORD_LENGTH:
+            return _usage_error(f"{variable} is too short: use at least {MIN_PASSWORD_LENGTH} characters")
     try:
         import uvicorn
 

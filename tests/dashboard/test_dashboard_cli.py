@@ -39,3 +39,12 @@ def test_a_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost")))
     assert not any(map(is_loopback, ("0.0.0.0", "10.0.0.1", "::", "example.com", "")))
+
+
+def test_a_short_password_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DASHBOARD_ADMIN_PASSWORD", "admin")
+    assert main(["dashboard"]) == 2
+    err = capsys.readouterr().err
+    assert "DASHBOARD_ADMIN_PASSWORD is too short" in err and "admin" not in err, "the value is not shown"
