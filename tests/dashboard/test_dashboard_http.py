@@ -65,6 +65,8 @@ async def test_every_page_needs_credentials(client: httpx.AsyncClient) -> None:
         assert "Sign in" in response.text
     wrong = await client.get("/", auth=("admin", "not-the-password"))
     assert wrong.status_code == 401
+    for header in ("Basic !!!not-base64", "Bearer abc", "Basic " + "YWRtaW4="):  # the last: no colon
+        assert (await client.get("/", headers={"Authorization": header})).status_code == 401
 
 
 async def test_a_viewer_reads_every_page_but_cannot_act(
@@ -308,3 +310,21 @@ async def test_mounted_in_a_fastapi_app_with_the_hosts_role(
         )
         assert done.status_code == 200
     assert await status_of(conn, seeded.failed[0]) == "pending"
+
+
+async def test_an_unexpected_error_gets_a_500_page_without_details(db_url: str) -> None:
+    register_settings_secrets(Settings(_env_file=None, gemini_api_key=GEMINI_KEY))  # type: ignore[call-arg]
+
+    def role(request: Request) -> str:
+        raise RuntimeError(f"host auth exploded with {GEMINI_KEY}")
+
+    app = create_app(database_url=db_url, role=role)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://dash") as http:
+        with structlog.testing.capture_logs() as logs:
+            response = await http.get("/")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.text
+    assert "exploded" not in response.text and "Traceback" not in response.text
+    assert response.headers["x-frame-options"] == "DENY"
+    [logged] = [event for event in logs if event["event"] == "dashboard_error"]
+    assert "exploded" in logged["reason"] and GEMINI_KEY not in logged["reason"]
