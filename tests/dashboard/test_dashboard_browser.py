@@ -2,13 +2,16 @@
 
 uvicorn serves the app in a thread of this process on a free loopback port, over a real
 database. The test checks the numbers shown against the database, requeues a row as admin,
-shows that a viewer cannot, and leaves screenshots in docs/img/ for docs/dashboard.md.
+shows that a viewer cannot, and takes screenshots: into docs/img/ for docs/dashboard.md when
+PGQE_SCREENSHOTS=docs (so an ordinary run leaves the checkout clean), else into a temporary
+directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import shutil
 import socket
 import tempfile
@@ -26,7 +29,7 @@ from tests.support.dashboard_rows import ADMIN_PASSWORD, VIEWER_PASSWORD, Seeded
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -126,7 +129,7 @@ async def db_counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def test_an_operator_reads_the_numbers_requeues_as_admin_and_a_viewer_cannot(
-    served: str, browser: object, conn: asyncpg.Connection
+    served: str, browser: object, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
@@ -134,7 +137,8 @@ async def test_an_operator_reads_the_numbers_requeues_as_admin_and_a_viewer_cann
 
     seeded = await seed_for_screens(conn)
     driver = browser
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots = DOCS_IMAGES if os.environ.get("PGQE_SCREENSHOTS") == "docs" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
 
     # Overview as admin: the counts shown are the database's.
     sign_in(driver, "admin", ADMIN_PASSWORD)
@@ -144,7 +148,7 @@ async def test_an_operator_reads_the_numbers_requeues_as_admin_and_a_viewer_cann
         assert text_of(driver, f"count-{status}") == f"{counts.get(status, 0):,}", status
     assert text_of(driver, "live-workers") == "2"
     assert text_of(driver, "role") == "signed in as admin"
-    driver.save_screenshot(str(SCREENSHOTS / "dashboard-overview.png"))
+    driver.save_screenshot(str(shots / "dashboard-overview.png"))
 
     # The overview refreshes itself: a row changes, the page follows without a reload.
     before = counts["pending"]
@@ -162,7 +166,7 @@ async def test_an_operator_reads_the_numbers_requeues_as_admin_and_a_viewer_cann
         (f"/pointers/{seeded.complete}", "pointer"),
     ):
         await asyncio.to_thread(driver.get, f"{served}{path}")
-        driver.save_screenshot(str(SCREENSHOTS / f"dashboard-{name}.png"))
+        driver.save_screenshot(str(shots / f"dashboard-{name}.png"))
     assert text_of(driver, "stamp-model-version") == "gemini-3-flash-preview-001"
 
     # A failed pointer's page shows the row as the database has it, its hostile title as text.
@@ -204,5 +208,6 @@ async def test_an_operator_reads_the_numbers_requeues_as_admin_and_a_viewer_cann
         WebDriverWait(driver, 20).until, expected_conditions.presence_of_element_located((By.ID, "touched"))
     )
     assert answer.text.strip() == "1"
-    driver.save_screenshot(str(SCREENSHOTS / "dashboard-requeued.png"))
+    driver.save_screenshot(str(shots / "dashboard-requeued.png"))
+    assert len(list(shots.glob("dashboard-*.png"))) == 7
     assert await conn.fetchval("SELECT enrichment_status FROM pointers WHERE id = $1", target) == "pending"
