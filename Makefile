@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/provider_bound.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/local_quality.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .ruff_cache

@@ -133,6 +133,12 @@ class Pointer(Base):
             "enrichment_turn",
             postgresql_where=text("enrichment_status = 'pending'"),
         ),
+        # The dashboard's recent completions (revision 0016)
+        Index(
+            "idx_pointers_enrichment_completed",
+            "updated_at",
+            postgresql_where=text("enrichment_status = 'complete'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()

@@ -57,7 +57,13 @@ def redact_url(url: str) -> str:
 
 def register_settings_secrets(settings: object) -> None:
     """Register every secret a Settings object carries (keys and database passwords)."""
-    for name in ("gemini_api_key", "voyage_api_key", "supabase_service_key"):
+    for name in (
+        "gemini_api_key",
+        "voyage_api_key",
+        "supabase_service_key",
+        "dashboard_viewer_password",
+        "dashboard_admin_password",
+    ):
         value = getattr(settings, name, None)
         if value is not None:
             register_secret(value.get_secret_value())

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Voyage, USD per 1M tokens (voyage-3 and voyage-3.5 list price); `doctor` prints its cost.
     pass2_price_voyage: float = Field(0.06, ge=0)
 
+    # The dashboard's HTTP basic auth: users `viewer` and `admin` (pgqueue-enricher dashboard).
+    dashboard_viewer_password: SecretStr | None = None
+    dashboard_admin_password: SecretStr | None = None
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     metrics_port: int | None = Field(None, ge=1, le=65535)

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from pgqueue_enricher.cli import embeddings, lanes_and_costs, models
+from pgqueue_enricher.cli import dashboard, embeddings, lanes_and_costs, models
 from pgqueue_enricher.cli import references as references_command
 from pgqueue_enricher.cli.arguments import positive_float, positive_int, uuid_arg
 from pgqueue_enricher.cli.console import ProgressBar, install_signal_handlers
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     embeddings.add_parser(commands)
 
     references_command.add_parser(commands, uuid_arg)
+
+    dashboard.add_arguments(commands.add_parser("dashboard", help="the operators' web dashboard"))
 
     demo = commands.add_parser("demo", help="embedded Postgres, sample drawings, the whole pipeline")
     demo.add_argument(
@@ -251,6 +253,7 @@ COMMANDS = {
     "references": lambda args: references_command.run(args, _settings, _with_connection),
     "compare": lambda args: models.compare(args, _settings, _with_connection),
     "embeddings": lambda args: embeddings.run(args, _settings, _with_connection),
+    "dashboard": lambda args: dashboard.cmd_dashboard(args, _settings),
 }
 
 
