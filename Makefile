@@ -6,18 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test lint demo soak bench clean
 
+# uv resolves and installs in seconds where pip takes a minute; pip stays the fallback.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	( $(BIN)/python -m pip install --quiet uv \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" ) \
+	|| $(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 $(VENV): $(STAMP)
 
-# Two processes, each with its own embedded Postgres; a file's tests stay together, so a
-# session-scoped table (tests/sql/test_claim_plan.py) is built once. Tests marked `alone` (the
-# short soak: its deadlines assume the machine is not shared) run afterwards, by themselves.
-TEST_WORKERS ?= 2
+# Three processes (most tests wait on events, not the CPU), each with its own embedded
+# Postgres; a file's tests stay together, so a session-scoped table (tests/sql/test_claim_plan.py)
+# is built once. Tests marked `alone` (the short soak: its deadlines assume the machine is not
+# shared) run afterwards, by themselves.
+TEST_WORKERS ?= 3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone"

@@ -1,7 +1,4 @@
--- The statements a worker and the CLI run on pgqueue_enricher_provider_state (one row per
--- provider), loaded by name by pgqueue_enricher/admission/provider_state.py. The functions they
--- call are defined in sql/definitions/admission.sql.
-
+-- Statements on pgqueue_enricher_provider_state (functions: sql/definitions/admission.sql).
 -- name: provider_state_configure
 -- A starting worker writes its limits ($1 provider, $2 requests/min, $3 tokens/min; NULL: none).
 INSERT INTO pgqueue_enricher_provider_state AS p (provider, rpm_limit, tpm_limit)
