@@ -61,22 +61,6 @@ LEFT JOIN (
 WHERE w.expires_at > now()
 ORDER BY w.worker_id;
 
--- name: providers_read
--- Every provider's admission state (table pgqueue_enricher_provider_state). Kept to the
--- columns the dashboard shows; the 429 rate is the same sliding-minute estimate `status` uses.
-SELECT provider, rpm_limit, tpm_limit, admitted_rpm, quota_rpm, consecutive_failures,
-       paused_kind, paused_reason, paused_since, next_probe_at, probe_by,
-       admitted_total, rejected_total,
-       CASE
-           WHEN now() - rejected_minute_start >= interval '2 minutes' THEN 0
-           WHEN now() - rejected_minute_start >= interval '1 minute'
-               THEN rejected_this_minute * greatest(0, 2 - extract(epoch FROM now() - rejected_minute_start) / 60)
-           ELSE rejected_this_minute + rejected_last_minute
-               * greatest(0, 1 - extract(epoch FROM now() - rejected_minute_start) / 60)
-       END::float8 AS rejected_per_minute
-FROM pgqueue_enricher_provider_state
-ORDER BY provider;
-
 -- name: projects_progress
 -- Per project: all rows, and those pending, processing and failed (complete is the rest).
 -- Each count is read from an index, not from the table: all rows per page from the page

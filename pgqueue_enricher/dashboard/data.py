@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 
+from pgqueue_enricher.admission.provider_state import read_states
 from pgqueue_enricher.schema.sqlfiles import blocks
 from pgqueue_enricher.vocabulary import ENRICHMENT_LANES, ENRICHMENT_STATUSES
 
@@ -103,9 +104,9 @@ async def workers(db: Executor) -> list[dict[str, Any]]:
 
 
 async def providers(db: Executor) -> list[dict[str, Any]]:
-    """Provider admission rows. The one place that knows that table's columns, so a change of
-    the admission schema is adapted here (and in its statement) alone."""
-    return [dict(row) for row in await db.fetch(query("providers_read"))]
+    """Provider admission rows, read as the workers and `status` read them."""
+    states = await read_states(db)
+    return [asdict(states[name]) for name in sorted(states)]
 
 
 async def projects(db: Executor) -> list[dict[str, Any]]:
