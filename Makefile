@@ -24,7 +24,7 @@ TEST_WORKERS ?= 3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone"
-	$(BIN)/python -m pytest -q -m alone
+	$(BIN)/python -m pytest -q -m alone tests/e2e/test_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check pgqueue_enricher tests bench alembic

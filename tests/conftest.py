@@ -80,13 +80,15 @@ def db_url(pg_server: database.DatabaseHandle, template_url: str) -> Iterator[st
 
 @pytest.fixture(scope="session")
 async def large_queue_url(pg_server: database.DatabaseHandle, template_url: str) -> AsyncIterator[str]:
-    """One production-sized queue (tests.support.helpers.seed_large_queue: 1.1M rows over 200
-    projects), built once for the session: it is the suite's most expensive setup, and the
-    plan tests that need it only read it. A test that claims must roll its claim back."""
+    """One large, mostly complete queue (tests.support.helpers.seed_large_queue: 330,000 rows
+    over 200 projects, ten complete to one pending as in production), built once for the
+    session: it is the suite's most expensive setup, and the plan tests that need it only read
+    it. bench/claim_latency.py measures the claim on 1.1M rows. A test that claims must roll
+    its claim back."""
     with throwaway_database(pg_server, template_url) as url:
         connection = await asyncpg.connect(url)
         try:
-            await seed_large_queue(connection)
+            await seed_large_queue(connection, complete=300_000, pending=30_000)
         finally:
             await connection.close()
         yield url

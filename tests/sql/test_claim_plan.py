@@ -1,4 +1,4 @@
-"""The claim's plans on a production-sized table (1,000,000 complete rows, 100,000 pending).
+"""The claim's plans on a large, mostly complete table (300,000 complete rows, 30,000 pending).
 
 Both tests read one table, built once per session by the `large_queue_url` fixture; they
 share a module so that `make test`'s `--dist loadfile` runs them in one worker, which builds
@@ -18,7 +18,7 @@ from pgqueue_enricher.schema.sqlfiles import query
 async def test_claim_plan_uses_the_partial_index_on_a_mostly_complete_table(
     large_queue: asyncpg.Connection,
 ) -> None:
-    # 1,000,000 complete rows beside 100,000 pending ones: a mostly complete table.
+    # 300,000 complete rows beside 30,000 pending ones: a mostly complete table.
     # Plain EXPLAIN plans the claim without running it: nothing is claimed.
     plan = "\n".join(
         r[0] for r in await large_queue.fetch("EXPLAIN " + query("pointers_claim"), 3, "w", 60.0)
@@ -28,7 +28,7 @@ async def test_claim_plan_uses_the_partial_index_on_a_mostly_complete_table(
 
 
 @pytest.mark.slow
-async def test_the_fair_claim_reads_indexes_only_on_a_production_sized_table(
+async def test_the_fair_claim_reads_indexes_only_on_a_large_mostly_complete_table(
     large_queue: asyncpg.Connection,
 ) -> None:
     conn = large_queue
