@@ -101,8 +101,15 @@ def sign_in(driver: object, user: str, password: str) -> None:
 
 
 def text_of(driver: object, element_id: str) -> str:
+    """The element's text; found again when the overview's refresh replaced it mid-read."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
+    for _ in range(5):
+        try:
+            return driver.find_element(By.ID, element_id).text.strip()
+        except StaleElementReferenceException:
+            continue  # the live fragment was swapped between finding and reading: read the new one
     return driver.find_element(By.ID, element_id).text.strip()
 
 
