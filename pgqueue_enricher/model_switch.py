@@ -159,35 +159,31 @@ def _quote_ident(name: str) -> str:
 
 
 async def cutover(conn: asyncpg.Connection) -> tuple[SwitchState, int]:
-    async with conn.transaction():
-        state = await _lock(conn)
-        if state is None or state.phase != "filling":
-            raise SwitchRefused("no switch is filling: start one with `embeddings switch --model NEW`")
-        rows = await _swap(conn, state)
-        assert state.shadow_model is not None and state.shadow_dimensions is not None
-        await _put(
-            conn,
-            "cut_over",
-            (state.shadow_model, state.shadow_dimensions),
-            (state.current_model, state.current_dimensions),
-        )
-        new_state = await embedding_switch.read_state(conn)
-    assert new_state is not None
-    return new_state, rows
+    return await _trade(
+        conn, "filling", "cut_over", "no switch is filling: start one with `embeddings switch --model NEW`"
+    )
 
 
 async def rollback(conn: asyncpg.Connection) -> tuple[SwitchState, int]:
     """The previous vectors back into pointers.embedding; the switch is filling again (the new
     vectors stay in the shadow: cut over again, or abandon with finalize)."""
+    return await _trade(
+        conn, "cut_over", "filling", "nothing to roll back: no switch is cut over (or it was finalized)"
+    )
+
+
+async def _trade(conn: asyncpg.Connection, phase: str, then: str, refusal: str) -> tuple[SwitchState, int]:
+    """Cutover and rollback are one move: in a switch at `phase`, column and shadow trade their
+    vectors and models, and the switch goes to `then`, all in one transaction."""
     async with conn.transaction():
         state = await _lock(conn)
-        if state is None or state.phase != "cut_over":
-            raise SwitchRefused("nothing to roll back: no switch is cut over (or it was finalized)")
+        if state is None or state.phase != phase:
+            raise SwitchRefused(refusal)
         rows = await _swap(conn, state)
         assert state.shadow_model is not None and state.shadow_dimensions is not None
         await _put(
             conn,
-            "filling",
+            then,
             (state.shadow_model, state.shadow_dimensions),
             (state.current_model, state.current_dimensions),
         )
