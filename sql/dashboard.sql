@@ -1,16 +1,9 @@
--- What the operators' dashboard (pgqueue_enricher.dashboard) reads and does. Read-only
--- statements first, then the actions, which go through the SQL API functions so that a
--- requeue from the dashboard is the same requeue as from psql or the CLI.
+-- What the operators' dashboard (pgqueue_enricher.dashboard) reads, and the pause it lifts.
+-- Status counts and requeues are the queue's own statements (sql/queries.sql).
 --
 -- Every overview statement is served by an index (tests/dashboard/test_dashboard_plans.py runs
 -- EXPLAIN on them over 100,000 pointers): the status index, the claim and lease indexes, the
 -- lanes' turn index and idx_pointers_enrichment_completed (revision 0016).
-
--- name: overview_status_counts
--- Rows per status: an index-only scan of idx_pointers_enrichment_status.
-SELECT enrichment_status AS status, count(*) AS n
-FROM pointers
-GROUP BY enrichment_status;
 
 -- name: overview_lane_counts
 -- Pending rows per lane (an index-only scan of the turn index, pending rows only) and
@@ -161,16 +154,6 @@ WHERE p.id = $1;
 SELECT EXISTS (SELECT 1 FROM projects WHERE id = $1) AS found;
 
 -- Actions (admin only). -------------------------------------------------------------------
-
--- name: action_requeue_failed
--- The SQL API's requeue of failed rows ($1 project or NULL, $2 pointer ids or NULL).
-SELECT requeue_failed_pointers(project_id => $1::uuid, pointer_ids => $2::uuid[]) AS n;
-
--- name: action_requeue_to_lane
--- The SQL API's move into a lane ($1 lane, $2 project or NULL, $3 pointer ids or NULL,
--- $4 complete rows too).
-SELECT requeue_pointers_to_lane(lane => $1::text, project_id => $2::uuid, pointer_ids => $3::uuid[],
-                                include_complete => $4::boolean) AS n;
 
 -- name: action_resume_provider
 -- Lift a provider's pause ($1 provider) with the SQL API's own function; true when a pause

@@ -1,8 +1,8 @@
 """Every database access of the dashboard: reads for the pages, and the admin actions.
 
-The statements are the named blocks of sql/dashboard.sql. The actions call the SQL API
-(requeue_failed_pointers, requeue_pointers_to_lane, pgqueue_enricher_resume_provider), so a
-requeue from the dashboard is exactly a requeue from psql or the CLI.
+The page statements are the named blocks of sql/dashboard.sql; the status counts and the
+requeues are the queue's own (queue/statements.py), so a requeue from the dashboard is
+exactly a requeue from psql or the CLI.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 
 from pgqueue_enricher.admission.provider_state import read_states
+from pgqueue_enricher.queue import statements
 from pgqueue_enricher.schema.sqlfiles import blocks
-from pgqueue_enricher.vocabulary import ENRICHMENT_LANES, ENRICHMENT_STATUSES
+from pgqueue_enricher.vocabulary import ENRICHMENT_LANES
 
 Executor = asyncpg.Pool | asyncpg.Connection
 PROVIDERS = ("gemini", "voyage")
@@ -77,9 +78,7 @@ class Overview:
 
 
 async def overview(db: Executor) -> Overview:
-    counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
-    for row in await db.fetch(query("overview_status_counts")):
-        counts[row["status"]] = int(row["n"])
+    counts = await statements.status_counts(db)
     lanes = {lane: {"pending": 0, "processing": 0} for lane in ENRICHMENT_LANES}
     for row in await db.fetch(query("overview_lane_counts")):
         lanes.setdefault(row["lane"], {"pending": 0, "processing": 0})[row["status"]] = int(row["n"])
@@ -182,7 +181,7 @@ async def requeue_failed(
 ) -> int:
     if project_id is None and not pointer_ids:
         return 0  # never "every failed row" by accident: the SQL API reads all NULL so
-    return int(await db.fetchval(query("action_requeue_failed"), project_id, pointer_ids))
+    return await statements.requeue_failed(db, project_id, pointer_ids)
 
 
 async def requeue_failure_group(db: Executor, reason_key: str) -> int:
@@ -199,9 +198,7 @@ async def move_to_lane(
 ) -> int:
     if project_id is None and not pointer_ids:
         return 0
-    return int(
-        await db.fetchval(query("action_requeue_to_lane"), lane, project_id, pointer_ids, include_complete)
-    )
+    return await statements.requeue_to_lane(db, lane, project_id, pointer_ids, include_complete)
 
 
 async def resume_provider(db: Executor, provider: str) -> int:

@@ -221,11 +221,17 @@ async def count_unfinished(db: Executor) -> tuple[int, int]:
     return int(row["pending"]), int(row["processing"])
 
 
-async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
-    """The shape of `status --json` (a contract: docs/operating.md)."""
+async def status_counts(db: Executor) -> dict[str, int]:
+    """Rows per status, every status present (an index-only scan of the status index)."""
     counts = dict.fromkeys(ENRICHMENT_STATUSES, 0)
     for row in await db.fetch(query("pointers_status_counts")):
         counts[row["status"]] = int(row["n"])
+    return counts
+
+
+async def status_report(db: Executor, reasons: int = 5) -> dict[str, Any]:
+    """The shape of `status --json` (a contract: docs/operating.md)."""
+    counts = await status_counts(db)
     queue_row = await db.fetchrow(query("pointers_status_queue"))
     age = queue_row["oldest_pending_age_s"]
     return {

@@ -17,11 +17,12 @@ import pytest
 
 from pgqueue_enricher.dashboard import data
 from pgqueue_enricher.demo import embedded_postgres as database
+from pgqueue_enricher.schema.sqlfiles import blocks, query
 from tests.conftest import throwaway_database
 from tests.support.dashboard_rows import build_volume
 
 OVERVIEW_STATEMENTS = {
-    "overview_status_counts": (),
+    "pointers_status_counts": (),  # sql/queries.sql, shared with `status`
     "overview_lane_counts": (),
     "overview_oldest_pending": (),
     "overview_completions_per_hour": (24,),
@@ -83,9 +84,14 @@ async def test_every_query_of_the_other_pages_is_index_driven(volume_conn: async
     await assert_index_driven(volume_conn, PAGE_STATEMENTS)
 
 
+def sql_of(name: str) -> str:
+    """A statement of sql/dashboard.sql, or of sql/queries.sql for those the dashboard shares."""
+    return blocks("dashboard.sql").get(name) or query(name)
+
+
 async def assert_index_driven(volume_conn: asyncpg.Connection, statements: dict[str, tuple]) -> None:
     for name, args in statements.items():
-        raw = await volume_conn.fetchval("EXPLAIN (FORMAT JSON) " + data.query(name), *args)
+        raw = await volume_conn.fetchval("EXPLAIN (FORMAT JSON) " + sql_of(name), *args)
         plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
         on_pointers = [scan for scan in scans(plan) if scan[1] == "pointers"]
         assert on_pointers, f"{name} reads pointers"
