@@ -9,10 +9,6 @@ SELECT current_setting('server_version') AS version, current_database() AS datab
 -- Whether `migrate` ever ran here (its version table exists).
 SELECT to_regclass('public.pgqueue_enricher_alembic_version') IS NOT NULL;
 
--- name: schema_revision
--- The revision `migrate` left in its version table (NULL when it is empty).
-SELECT max(version_num) FROM public.pgqueue_enricher_alembic_version;
-
 -- name: role_missing_privileges
 -- What `run` needs and the connected role lacks: table privileges on what the worker reads
 -- and writes, EXECUTE on the functions it calls, and USAGE on schema public. An object that
@@ -55,11 +51,6 @@ WHERE CASE kind
     ELSE to_regnamespace(object) IS NULL
         OR NOT has_schema_privilege(to_regnamespace(object), privilege)
 END;
-
--- name: listen_ping
--- The LISTEN check's notification ($1 the check's own channel), sent from a session other
--- than the listening one.
-SELECT pg_notify($1, 'doctor');
 
 -- name: vector_extension
 -- The installed pgvector version (NULL without it) and the type of pointers.embedding as

@@ -32,7 +32,8 @@ from pgqueue_enricher.providers.checks import check_http_url, check_key
 from pgqueue_enricher.providers.pricing import PER_MILLION
 from pgqueue_enricher.providers.types import EMBEDDING_DIMENSIONS
 from pgqueue_enricher.redact import redact_url, register_settings_secrets, scrub
-from pgqueue_enricher.schema.migrations import head_revision
+from pgqueue_enricher.schema import sqlfiles
+from pgqueue_enricher.schema.migrations import behind_head, head_revision
 from pgqueue_enricher.schema.sqlfiles import blocks
 from pgqueue_enricher.settings import Settings
 
@@ -56,11 +57,10 @@ COSINE_OPCLASS = "vector_cosine_ops"
 
 
 def query(name: str) -> str:
-    """A named statement from sql/doctor.sql."""
-    try:
-        return blocks("doctor.sql")[name]
-    except KeyError:
-        raise KeyError(f"no statement named {name!r} in sql/doctor.sql") from None
+    """A named statement of sql/doctor.sql, or one the worker runs itself (sql/queries.sql:
+    the schema revision, the listener's ping), so that doctor checks what `run` does."""
+    own = blocks("doctor.sql")
+    return own[name] if name in own else sqlfiles.query(name)
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ async def check_schema(conn: asyncpg.Connection, settings: Settings) -> Check:
             "not migrated: pgqueue_enricher_alembic_version is missing or empty",
             "run `pgqueue-enricher migrate` with this DATABASE_URL",
         )
-    if current.isdigit() and head.isdigit() and int(current) > int(head):
+    if not behind_head(current):
         return failed(
             "schema",
             f"at revision {current}, newer than this installation's head {head}",
@@ -372,7 +372,7 @@ async def check_listen(settings: Settings, wait_s: float) -> Check:
             settings.require_database_url(), statement_cache_size=0, timeout=CONNECT_TIMEOUT
         )
         try:
-            await sender.execute(query("listen_ping"), channel)
+            await sender.execute(query("listener_ping"), channel)
         finally:
             await _close(sender)
         try:
